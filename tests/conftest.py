@@ -1,0 +1,24 @@
+"""Shared pytest fixtures. Keep small: other test modules append their own."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """The real-data root named by LTRR_DATA (e.g. ../shared/data).
+
+    Unset: the test is skipped (real data is optional on a developer machine).
+    Set but missing: the test FAILS, because someone asked for real data and would
+    otherwise get a silent green run that tested nothing."""
+    raw = os.environ.get("LTRR_DATA", "").strip()
+    if not raw:
+        pytest.skip("LTRR_DATA is not set; set it to the real-data root (e.g. ../shared/data) to run this test")
+    root = Path(raw).expanduser()
+    if not root.is_dir():
+        pytest.fail(f"LTRR_DATA={raw!r} is not a directory (resolved to {root.resolve()}); "
+                    f"fix the path or unset LTRR_DATA to skip real-data tests")
+    return root
