@@ -1,7 +1,9 @@
-"""The `ltrr` command line: build indexes and evaluate strategies.
+"""The `ltrr` command line.
 
     ltrr index --dataset builtin:music-demo --out indexes/music-demo
     ltrr eval  --index indexes/music-demo --dataset builtin:music-demo --split test --strategy all
+    ltrr up | ltrr down | ltrr simulate --requests 500
+    ltrr train-ranker --index indexes/music-demo --dataset builtin:music-demo --from qrels --promote
 
 Errors in the user's input (missing data, an index from other data, a bad query or k)
 print one line `error: ...` and exit with status 2; they never print a traceback.
@@ -10,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 from ltrr.data.model import DatasetError
@@ -66,6 +70,95 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _base_url(args: argparse.Namespace) -> str:
+    return f"http://127.0.0.1:{args.port}"
+
+
+def _up(args: argparse.Namespace) -> int:
+    from ltrr import cluster
+    from ltrr.data.registry import load_dataset
+    from ltrr.index_store import build_index
+
+    state = Path(args.state)
+    index_dir = Path(args.index or f"indexes/{cluster.slug(args.dataset)}")
+    build_index(load_dataset(args.dataset), index_dir)  # builds only what is missing; refuses other data
+    started = cluster.start_ray(args.num_cpus)
+    print(f"ray: {'started a head node on 127.0.0.1' if started else 'using the running cluster'}")
+    rendered = state / "serve_config.yaml"
+    cluster.render_config(Path(args.config), rendered, index_dir, state, args.port)
+    cluster.deploy(rendered)
+    health = cluster.wait_healthy(_base_url(args), args.timeout)
+    print(json.dumps({"status": "healthy", "url": _base_url(args), "config": str(rendered), **health}))
+    print(f"try: curl -s -X POST {_base_url(args)}/search -H 'content-type: application/json' "
+          "-d '{\"query\": \"chill jazz\", \"k\": 5}'")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    from ltrr import cluster
+
+    cluster.down()
+    print("ltrr: serve shut down, ray stopped")
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ltrr.data.registry import load_dataset
+    from ltrr.simulate import simulate
+
+    if args.requests < 1:
+        raise BadRequest("--requests must be at least 1")
+    result = asyncio.run(simulate(_base_url(args), load_dataset(args.dataset), args.split, args.requests,
+                                  args.concurrency, args.seed))
+    print(json.dumps(result))
+    return 0 if result["counts_match"] else 1
+
+
+def _train_ranker(args: argparse.Namespace) -> int:
+    from ltrr import cluster
+    from ltrr.data.registry import load_dataset
+    from ltrr.index_store import IndexHandle
+    from ranking import train
+
+    os.nice(10)  # training shares the machine with the service: let serving win the CPU
+    os.environ.setdefault("LTRR_TORCH_THREADS", "1")
+    state = Path(args.state)
+    models_root = state / "models" / "ranker"
+    index = IndexHandle.open(Path(args.index))
+    if args.source == "qrels":
+        out = train.train_from_qrels(index, load_dataset(args.dataset), args.split, models_root=models_root)
+    else:
+        from ltrr.feedback_store import read_export
+
+        logs = Path(args.logs) if args.logs else _export_logs(state, args.shards)
+        requests, events = read_export(logs)
+        out = train.train_from_clicks(requests, events, index.catalog(), models_root=models_root)
+    manifest = json.loads((out / "manifest.json").read_text())
+    print(json.dumps({"version": out.name, "dir": str(out), "metrics": manifest.get("metrics", {})}))
+    if args.promote:
+        cluster.redeploy_with(state / "serve_config.yaml", "ranker", {"user_config": {"version": out.name}})
+        cluster.wait_healthy(_base_url(args), args.timeout, expect_ranker=out.name)
+        print(json.dumps({"promoted": out.name}))
+    return 0
+
+
+def _export_logs(state: Path, n_shards: int) -> Path:
+    """Ask the running feedback actors to write their logs as Parquet; return the directory."""
+    import ray
+
+    from deployments.feedback import lookup_shards
+
+    out = (state / "exports" / time.strftime("%Y%m%d-%H%M%S")).resolve()
+    ray.init(address="auto", namespace="ltrr", logging_level="ERROR")
+    try:
+        ray.get([s.export.remote(str(out)) for s in lookup_shards(n_shards)])
+    finally:
+        ray.shutdown()
+    return out
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ltrr", description="ltrr: learning to rank and retrieve")
     sub = p.add_subparsers(dest="command", required=True)
@@ -87,6 +180,43 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--k", type=int, default=100, help="candidates per query (1..1000, default 100)")
     ev.add_argument("--json", action="store_true", help="last line printed is one JSON object")
     ev.set_defaults(func=_eval)
+
+    def serving(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--state", default="state", help="state directory: feedback logs, models, rendered config")
+        sp.add_argument("--port", type=int, default=8000, help="HTTP port on 127.0.0.1 (default 8000)")
+        sp.add_argument("--timeout", type=float, default=600, help="seconds to wait for the service")
+
+    up = sub.add_parser("up", help="start Ray on 127.0.0.1 if needed, build missing indexes, deploy, wait")
+    up.add_argument("--dataset", default="builtin:music-demo", help="dataset to serve (default builtin:music-demo)")
+    up.add_argument("--index", help="index directory (default indexes/<dataset>)")
+    up.add_argument("--config", default=str(Path(__file__).resolve().parent.parent / "serve_config.yaml"),
+                    help="Serve config template (default: the repository's serve_config.yaml)")
+    up.add_argument("--num-cpus", type=int, default=2, help="CPUs of the local head node (default 2)")
+    serving(up)
+    up.set_defaults(func=_up)
+
+    dn = sub.add_parser("down", help="shut Serve down and stop Ray")
+    dn.set_defaults(func=_down)
+
+    sim = sub.add_parser("simulate", help="play simulated users (searches, clicks) against the running service")
+    sim.add_argument("--requests", type=int, default=100)
+    sim.add_argument("--dataset", default="builtin:music-demo")
+    sim.add_argument("--split", default="train")
+    sim.add_argument("--concurrency", type=int, default=4)
+    sim.add_argument("--seed", type=int, default=0)
+    serving(sim)
+    sim.set_defaults(func=_simulate)
+
+    tr = sub.add_parser("train-ranker", help="train the XGBoost ranker from qrels or from logged clicks")
+    tr.add_argument("--index", required=True)
+    tr.add_argument("--dataset", help="dataset with qrels (for --from qrels)")
+    tr.add_argument("--from", dest="source", choices=["qrels", "clicks"], default="qrels")
+    tr.add_argument("--split", default="train")
+    tr.add_argument("--logs", help="directory of exported Parquet logs (default: export from the running actors)")
+    tr.add_argument("--shards", type=int, default=2, help="number of feedback shards (default 2)")
+    tr.add_argument("--promote", action="store_true", help="serve the new version (hot swap through user_config)")
+    serving(tr)
+    tr.set_defaults(func=_train_ranker)
     return p
 
 
@@ -94,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (DatasetError, IndexError_, BadRequest) as exc:
+    except (DatasetError, IndexError_, BadRequest, ValueError, RuntimeError) as exc:
+        if os.environ.get("LTRR_DEBUG"):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -60,13 +60,18 @@ def stem(word: str) -> str:
     return word[:-1] if len(word) > 3 and word[-1] == word[-2] else word
 
 
-def generate(seed: int = 7, n_tracks: int = 3000, n_artists: int = 250,
+def generate(seed: int = 7, n_tracks: int = 3000, n_artists: int | None = None,
              n_train: int = 1200, n_test: int = 400) -> Dataset:
     """Build the catalogue and its `train`/`test` query splits.
+
+    `n_artists` defaults to n_tracks / 12 (250 for the default 3,000 tracks), so a small
+    catalogue (`builtin:music-demo?n_tracks=600`) needs no other argument.
 
     Each split draws from its own random stream; title and artist entities are partitioned
     between the splits (75/25) and no normalised query text occurs in both splits. Intents get
     equal shares; a very small catalogue may run out of distinct texts and yield fewer queries."""
+    if n_artists is None:
+        n_artists = max(4, n_tracks // 12)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise DatasetError(f"seed must be a non-negative integer, got {seed!r}")
     if not 4 <= n_artists <= len(FIRST) * len(LAST):

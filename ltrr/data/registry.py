@@ -22,8 +22,8 @@ def _builtin(name: str, params: str) -> Dataset:
 
     kwargs: dict[str, int] = {}
     for key, value in parse_qsl(params, keep_blank_values=True):
-        if key not in ("seed", "n_tracks", "n_artists"):
-            raise DatasetError(f"builtin:music-demo takes seed, n_tracks, n_artists; not {key!r}")
+        if key not in ("seed", "n_tracks", "n_artists", "n_train", "n_test"):
+            raise DatasetError(f"builtin:music-demo takes seed, n_tracks, n_artists, n_train, n_test; not {key!r}")
         try:
             kwargs[key] = int(value)
         except ValueError:

@@ -1,0 +1,36 @@
+"""The application builder that `serve_config.yaml` names: `import_path: deployments.app:build_app`.
+
+It binds one `RetrieverDeployment` per strategy (named `retriever-<strategy>`), the
+ranker and the orchestrator (the HTTP ingress). Replicas, autoscaling and CPU shares
+per deployment come from `serve_config.yaml`; the defaults here fit every deployment
+on a 2-core machine.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ray.serve import Application
+
+from deployments.config import AppArgs
+from deployments.orchestrator import Orchestrator
+from deployments.ranker import RankerDeployment
+from deployments.retriever import RetrieverDeployment, deployment_name
+from ltrr.index_store import IndexHandle
+
+
+def build_app(args: dict) -> Application:
+    """Build the ltrr app from its arguments (see `deployments.config.AppArgs`)."""
+    cfg = AppArgs.model_validate(args)
+    index = IndexHandle.open(Path(cfg.index_dir))  # fails early, with a clear message, on a bad index
+    missing = [s for s in cfg.strategies if s not in index.strategies]
+    if missing:
+        raise ValueError(f"strategies {missing} are not built in {cfg.index_dir}; run `ltrr index` first")
+    retrievers = {
+        s: RetrieverDeployment.options(name=deployment_name(s)).bind(
+            s, cfg.index_dir, cfg.feedback_dir if s == "memory" else None,
+            cfg.feedback_shards if s == "memory" else 0)
+        for s in cfg.strategies
+    }
+    ranker = RankerDeployment.options(
+        name="ranker", user_config={"models_dir": cfg.ranker_models_dir, "version": "latest"}).bind(cfg.index_dir)
+    return Orchestrator.options(name="orchestrator").bind(retrievers, ranker, cfg.model_dump())

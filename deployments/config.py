@@ -1,0 +1,39 @@
+"""The application's arguments: what `serve_config.yaml` passes to `build_app(args)`."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from retrievers import STRATEGIES
+from rl.policy import DEFAULT_BUDGETS
+
+
+class PolicyArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: str = Field("fixed", description="'fixed': a fixed plan with epsilon-uniform exploration")
+    budgets: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_BUDGETS),
+                                    description="the fixed plan: candidates per strategy (0, 10, 25, 50 or 100)")
+    epsilon: float = Field(0.1, ge=0, le=1, description="share of requests that get a uniformly random plan")
+    seed: int = Field(0, description="seed of the exploration draws")
+
+
+class AppArgs(BaseModel):
+    """Arguments of the ltrr Serve application."""
+
+    model_config = ConfigDict(extra="forbid")
+    index_dir: str = Field(description="index directory built by `ltrr index`")
+    state_dir: str = Field("state", description="where feedback logs and model artifacts live")
+    strategies: list[str] = Field(default_factory=lambda: list(STRATEGIES),
+                                  description="strategies to deploy (each must be built in index_dir)")
+    feedback_shards: int = Field(2, ge=1, le=64, description="number of feedback actors")
+    strategy_timeout_ms: float = Field(1000, gt=0, description="a strategy slower than this is dropped from the answer")
+    ranker_timeout_ms: float = Field(2000, gt=0, description="past this the answer falls back to the fused order")
+    circuit_cooldown_s: float = Field(5.0, ge=0, description="after a failure, skip the strategy for this long")
+    policy: PolicyArgs = Field(default_factory=PolicyArgs)
+
+    @property
+    def feedback_dir(self) -> str:
+        return f"{self.state_dir}/feedback"
+
+    @property
+    def ranker_models_dir(self) -> str:
+        return f"{self.state_dir}/models/ranker"

@@ -1,0 +1,138 @@
+"""The orchestrator: the HTTP ingress (FastAPI) of ltrr's serve and feedback paths.
+
+/search: ask the policy for a plan, fan out concurrently (each strategy with its own
+timeout) to the strategy deployments through DeploymentHandles, union the candidates
+with their provenance, rank them on the ranker deployment, log the request durably to
+its feedback shard, answer. A failed or slow strategy degrades the answer (it is named
+in `failed_strategies`) instead of failing it; so does a failed ranker (the fused order
+is served).
+
+/feedback: route the events to the request's shard, which stores them with fsync
+before this answers 202; unknown request ids are refused with 404.
+"""
+# No `from __future__ import annotations` here: FastAPI reads the endpoint annotations
+# at runtime to tell request bodies from query parameters.
+import asyncio
+import time
+
+from fastapi import FastAPI, HTTPException
+from ray import serve
+
+from deployments.config import AppArgs
+from deployments.feedback import get_shards, merge_stats, route
+from deployments.retriever import deployment_name
+from deployments.schemas import (FeedbackRequest, FeedbackResponse, PlanOut, ResultItem, SearchRequest,
+                                 SearchResponse, StrategyStatus)
+from ltrr.feedback_store import BadEvent, UnknownRequest
+from ltrr.index_store import IndexHandle
+from ltrr.pipeline import SearchPipeline
+from ltrr.records import CandidateRecord, EventRecord, RequestRecord
+from rl.policy import FixedPolicy
+
+api = FastAPI(title="ltrr", version="0.1.0",
+              description="Learning to rank and retrieve: a bandit chooses retrieval strategies, XGBoost ranks.")
+DISPLAY_FIELDS = 6
+
+
+async def _awaited(response):
+    return await response
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.2}, max_ongoing_requests=64)
+@serve.ingress(api)
+class Orchestrator:
+    def __init__(self, retrievers: dict, ranker, args: dict):
+        self.args = AppArgs.model_validate(args)
+        self.retrievers = retrievers
+        self.ranker = ranker
+        self.catalog = IndexHandle.open(self.args.index_dir).catalog()
+        self.policy = FixedPolicy(list(retrievers), self.args.policy.budgets, self.args.policy.epsilon,
+                                  self.args.policy.seed)
+        self.shards = get_shards(self.args.feedback_dir, self.args.feedback_shards)
+        self.pipeline = SearchPipeline(
+            {name: self._retrieve_fn(handle) for name, handle in retrievers.items()},
+            self._rank, self._log, self.policy, self.args.strategy_timeout_ms / 1000,
+            self.args.ranker_timeout_ms / 1000, self.args.circuit_cooldown_s)
+
+    @staticmethod
+    def _retrieve_fn(handle):
+        async def call(query: str, k: int, user_id: str | None, context: dict) -> list[tuple]:
+            response = handle.retrieve.remote(query, k, user_id, context)
+            try:
+                return await response
+            except asyncio.CancelledError:  # timed out: stop the work on the replica too
+                response.cancel()
+                raise
+        return call
+
+    async def _rank(self, query: str, cands: list[CandidateRecord]) -> tuple[str, list[tuple[str, float]]]:
+        return await self.ranker.rank.remote(query, cands)
+
+    async def _log(self, record: RequestRecord) -> None:
+        await route(self.shards, record.request_id).log_request.remote(record.model_dump_json())
+
+    @api.post("/search", response_model=SearchResponse)
+    async def search(self, req: SearchRequest) -> SearchResponse:
+        res = await self.pipeline.search(req.query, req.k, req.user_id, req.context)
+        found_by = res.found_by
+        plan = res.plan
+        return SearchResponse(
+            request_id=res.request_id,
+            results=[ResultItem(item_id=i, score=s, rank=r, fields=self._display(i), strategies=found_by[i])
+                     for r, (i, s) in enumerate(res.ranked, 1)],
+            plan=PlanOut(budgets=plan.budgets, propensity=plan.propensity, policy_version=plan.policy_version,
+                         shadow=plan.shadow),
+            failed_strategies=res.failed, degraded=bool(res.failed),
+            versions={"policy": plan.policy_version, "ranker": res.ranker_version}, timings_ms=res.timings_ms)
+
+    def _display(self, item_id: str) -> dict[str, str]:
+        item = self.catalog.get(item_id)
+        if item is None:
+            return {}
+        fields = {k: v[:200] for k, v in list(item.fields.items())[:DISPLAY_FIELDS]}
+        if item.year:
+            fields["year"] = str(item.year)
+        return fields
+
+    @api.post("/feedback", status_code=202, response_model=FeedbackResponse)
+    async def feedback(self, req: FeedbackRequest) -> FeedbackResponse:
+        now = time.time()
+        events = [EventRecord(event_id=e.event_id, request_id=req.request_id, item_id=e.item_id, type=e.type,
+                              position=e.position, ts=e.ts if e.ts is not None else now).model_dump_json()
+                  for e in req.events]
+        try:
+            res = await route(self.shards, req.request_id).add_events.remote(req.request_id, events)
+        except UnknownRequest:
+            raise HTTPException(404, f"unknown request_id {req.request_id!r}: feedback must quote the request_id "
+                                     "that /search returned") from None
+        except BadEvent as exc:
+            raise HTTPException(422, str(exc.args[0] if exc.args else exc)) from None
+        return FeedbackResponse(request_id=req.request_id, accepted=res["accepted"], duplicates=res["duplicates"])
+
+    @api.get("/healthz")
+    async def healthz(self) -> dict:
+        try:
+            ranker = await asyncio.wait_for(_awaited(self.ranker.version.remote()), 5)
+        except Exception:
+            ranker = "unavailable"
+        return {"status": "ok", "strategies": list(self.retrievers), "policy": self.policy.version, "ranker": ranker}
+
+    @api.get("/strategies", response_model=list[StrategyStatus])
+    async def strategies(self) -> list[StrategyStatus]:
+        app = serve.get_replica_context().app_name
+        status = await asyncio.to_thread(serve.status)
+        deps = status.applications[app].deployments if app in status.applications else {}
+        out = []
+        for name in self.retrievers:
+            d = deps.get(deployment_name(name))
+            running = (d.replica_states or {}).get("RUNNING", 0) if d else 0
+            out.append(StrategyStatus(name=name, deployment=deployment_name(name),
+                                      status=str(d.status.value if hasattr(d.status, "value") else d.status)
+                                      if d else "MISSING",
+                                      replicas=running, circuit_open=self.pipeline.breaker.is_open(name)))
+        return out
+
+    @api.get("/stats")
+    async def stats(self) -> dict:
+        """Feedback aggregates summed over shards: requests, events by type, per-strategy hits."""
+        return merge_stats(await asyncio.gather(*[s.stats.remote() for s in self.shards]))

@@ -1,0 +1,74 @@
+"""One Serve deployment per retrieval strategy, each with its own replicas and CPU share.
+
+The same class serves every strategy; `build_app` binds it once per strategy under the
+deployment name `retriever-<strategy>`, so `serve_config.yaml` scales each one on its
+own. The memory strategy's replicas also pull click-learned query-to-item updates from
+the feedback actors every `sync_interval_s` seconds.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from ray import serve
+
+from ltrr.index_store import IndexHandle
+from retrievers import Query
+
+log = logging.getLogger("ray.serve")
+
+
+def deployment_name(strategy: str) -> str:
+    return f"retriever-{strategy}"
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=32, health_check_period_s=5)
+class RetrieverDeployment:
+    def __init__(self, strategy: str, index_dir: str, feedback_dir: str | None = None, feedback_shards: int = 0,
+                 sync_interval_s: float = 2.0):
+        self.strategy = strategy
+        self.retriever = IndexHandle.open(index_dir).load(strategy)
+        self.feedback = (feedback_dir, feedback_shards)
+        self.sync_interval_s = sync_interval_s
+        self.cursors: list[int] = [0] * feedback_shards
+        self._sync_task: asyncio.Task | None = None
+        self.retriever.retrieve("warm up", 1)  # load lazy parts (JVM classes, model) before traffic
+
+    async def retrieve(self, query: str, k: int, user_id: str | None = None,
+                       context: dict | None = None) -> list[tuple]:
+        """(item_id, score, rank) triples, best first. Runs on the replica's event loop
+        thread, so the JVM (lexical) is always called from one attached thread."""
+        if self.strategy == "memory" and self._sync_task is None and self.feedback[1]:
+            self._sync_task = asyncio.get_running_loop().create_task(self._sync_memory())
+        cands = self.retriever.retrieve(Query(text=query, user_id=user_id, context=context or {}), k)
+        return [(c.item_id, c.score, c.rank) for c in cands]
+
+    async def _sync_memory(self) -> None:
+        """Apply click-learned updates from every feedback shard, forever."""
+        from deployments.feedback import get_shards
+
+        shards = get_shards(*self.feedback)
+        while True:
+            try:
+                applied = 0
+                for i, shard in enumerate(shards):
+                    updates, latest = await shard.memory_updates.remote(self.cursors[i])
+                    for _seq, query, item_id, weight in updates:
+                        try:
+                            self.retriever.update(query, item_id, weight)
+                            applied += 1
+                        except ValueError:
+                            pass  # an item this index does not know: nothing to learn
+                    self.cursors[i] = latest
+                if applied:
+                    log.info("memory: applied %d click updates", applied)
+            except Exception as exc:  # keep serving; try again next round
+                log.warning("memory sync failed: %s", exc)
+            await asyncio.sleep(self.sync_interval_s)
+
+    def status(self) -> dict:
+        return {"strategy": self.strategy, "time": time.time(), "memory_cursors": self.cursors}
+
+    def check_health(self) -> None:
+        self.retriever.retrieve("health", 1)

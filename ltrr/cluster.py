@@ -1,0 +1,131 @@
+"""Start, deploy to, and stop a local Ray cluster: the only code that starts clusters.
+
+`up` starts a head node bound to 127.0.0.1 if none is running, builds missing indexes,
+renders `serve_config.yaml` with absolute paths into `<state>/serve_config.yaml`,
+deploys it with `serve deploy`, and waits until /healthz answers. `down` shuts Serve
+down and stops Ray. `redeploy_with` changes one deployment's options or user_config in
+the rendered config and deploys again: Serve then updates only what changed (a new
+ranker `user_config` calls `reconfigure()` on the live replicas, no restart).
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+
+REPO_CONFIG = Path(__file__).resolve().parent.parent / "serve_config.yaml"
+DASHBOARD = "http://127.0.0.1:8265"
+
+
+class ClusterError(RuntimeError):
+    """The cluster could not be started, deployed to or reached."""
+
+
+def _bin(name: str) -> str:
+    local = Path(sys.executable).parent / name
+    found = str(local) if local.exists() else shutil.which(name)
+    if not found:
+        raise ClusterError(f"`{name}` is not installed in this environment")
+    return found
+
+
+def ray_running() -> bool:
+    return subprocess.run([_bin("ray"), "status"], capture_output=True, timeout=60).returncode == 0
+
+
+def start_ray(num_cpus: int) -> bool:
+    """Start a head node on 127.0.0.1 unless one runs; True if this call started it."""
+    if ray_running():
+        return False
+    cmd = [_bin("ray"), "start", "--head", f"--num-cpus={num_cpus}", "--node-ip-address=127.0.0.1",
+           "--dashboard-host=127.0.0.1", "--include-dashboard=true", "--disable-usage-stats"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    if proc.returncode != 0:
+        raise ClusterError(f"ray start failed:\n{proc.stdout}\n{proc.stderr}")
+    return True
+
+
+def render_config(template: Path, out: Path, index_dir: Path, state_dir: Path, port: int,
+                  overrides: dict | None = None) -> dict:
+    """Copy the Serve config with absolute paths (replicas do not share our cwd)."""
+    config = yaml.safe_load(template.read_text())
+    config["http_options"]["port"] = port
+    app = config["applications"][0]
+    app["args"].update({"index_dir": str(index_dir.resolve()), "state_dir": str(state_dir.resolve())})
+    app["args"].update(overrides or {})
+    for dep in app.get("deployments", []):
+        if dep["name"] == "ranker":
+            dep.setdefault("user_config", {})["models_dir"] = str((state_dir / "models" / "ranker").resolve())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(config, sort_keys=False))
+    return config
+
+
+def deploy(config_path: Path) -> None:
+    proc = subprocess.run([_bin("serve"), "deploy", str(config_path), "-a", DASHBOARD], capture_output=True,
+                          text=True, timeout=300)
+    if proc.returncode != 0:
+        raise ClusterError(f"serve deploy failed:\n{proc.stdout}\n{proc.stderr}")
+
+
+def wait_healthy(base_url: str, timeout_s: float = 600, expect_ranker: str | None = None) -> dict:
+    """Poll until /healthz answers 200, every strategy has a running replica, and (if asked)
+    the ranker serves `expect_ranker`."""
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            r = httpx.get(f"{base_url}/healthz", timeout=5)
+            if r.status_code == 200:
+                body = r.json()
+                starting = [s["name"] for s in httpx.get(f"{base_url}/strategies", timeout=10).json()
+                            if s["replicas"] < 1]
+                if starting:
+                    last = f"strategies starting: {', '.join(starting)}"
+                elif expect_ranker is None or body.get("ranker") == expect_ranker:
+                    return body
+                else:
+                    last = f"ranker {body.get('ranker')}"
+            else:
+                last = f"HTTP {r.status_code}"
+        except httpx.HTTPError as exc:
+            last = type(exc).__name__
+        time.sleep(2)
+    status = subprocess.run([_bin("serve"), "status", "-a", DASHBOARD], capture_output=True, text=True,
+                            timeout=60).stdout
+    raise ClusterError(f"ltrr did not become healthy within {timeout_s:.0f}s (last: {last}).\n{status}")
+
+
+def redeploy_with(config_path: Path, deployment: str, changes: dict) -> dict:
+    """Update one deployment's entry in the rendered config and deploy it again."""
+    config = yaml.safe_load(config_path.read_text())
+    deps = config["applications"][0].setdefault("deployments", [])
+    entry = next((d for d in deps if d["name"] == deployment), None)
+    if entry is None:
+        entry = {"name": deployment}
+        deps.append(entry)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(entry.get(key), dict):
+            entry[key] = {**entry[key], **value}
+        else:
+            entry[key] = value
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    deploy(config_path)
+    return entry
+
+
+def down() -> None:
+    """Shut Serve down and stop Ray (both are no-ops when nothing runs)."""
+    if ray_running():
+        subprocess.run([_bin("serve"), "shutdown", "-y", "-a", DASHBOARD], capture_output=True, timeout=300)
+    subprocess.run([_bin("ray"), "stop", "--force"], capture_output=True, timeout=300)
+
+
+def slug(spec: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9]+", "-", spec.replace("builtin:", "")).strip("-").lower() or "index"

@@ -1,0 +1,128 @@
+"""The search pipeline, free of Ray: plan, fan out, union, rank, log.
+
+The orchestrator deployment runs it with DeploymentHandle calls; the latency benchmark
+and tests run the very same code with in-process callables. Each strategy call has its
+own timeout; a failed or slow strategy (or ranker) degrades the answer instead of
+failing it, and a circuit breaker skips a strategy for a few seconds after it failed.
+"""
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+import numpy as np
+
+from ltrr.records import CandidateRecord, PlanRecord, RequestRecord
+from ranking.features import union
+from retrievers import Candidate
+from rl.policy import Plan, Policy, PolicyContext
+
+RetrieveFn = Callable[[str, int, str | None, dict], Awaitable[list[tuple[str, float, int]]]]
+RankFn = Callable[[str, list[CandidateRecord]], Awaitable[tuple[str, list[tuple[str, float]]]]]
+LogFn = Callable[[RequestRecord], Awaitable[None]]
+
+
+class Breaker:
+    """Per-strategy circuit breaker: after a failure, skip the strategy for `cooldown_s`."""
+
+    def __init__(self, cooldown_s: float):
+        self.cooldown_s = cooldown_s
+        self.open_until: dict[str, float] = {}
+
+    def available(self, names: list[str]) -> list[str]:
+        return [n for n in names if not self.is_open(n)]
+
+    def fail(self, name: str) -> None:
+        self.open_until[name] = time.monotonic() + self.cooldown_s
+
+    def is_open(self, name: str) -> bool:
+        return self.open_until.get(name, 0.0) > time.monotonic()
+
+
+@dataclass
+class SearchResult:
+    request_id: str
+    plan: Plan
+    ranked: list[tuple[str, float]]
+    candidates: list[CandidateRecord]
+    failed: list[str]
+    ranker_version: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def found_by(self) -> dict[str, list[str]]:
+        return {c.item_id: sorted(c.hits) for c in self.candidates}
+
+
+class SearchPipeline:
+    def __init__(self, retrievers: dict[str, RetrieveFn], rank: RankFn, log: LogFn, policy: Policy,
+                 strategy_timeout_s: float = 1.0, ranker_timeout_s: float = 2.0, cooldown_s: float = 5.0):
+        self.retrievers = retrievers
+        self.rank_fn = rank
+        self.log_fn = log
+        self.policy = policy
+        self.strategy_timeout_s = strategy_timeout_s
+        self.ranker_timeout_s = ranker_timeout_s
+        self.breaker = Breaker(cooldown_s)
+
+    async def _call(self, name: str, query: str, budget: int, user_id: str | None,
+                    context: dict) -> tuple[str, list[Candidate] | None, float]:
+        start = time.perf_counter()
+        try:
+            rows = await asyncio.wait_for(self.retrievers[name](query, budget, user_id, context),
+                                          self.strategy_timeout_s)
+            cands = [Candidate(item_id=i, score=s, rank=r, strategy=name) for i, s, r in rows]
+        except Exception:  # timeout, dead replica, strategy error: degrade, never fail the request
+            self.breaker.fail(name)
+            cands = None
+        return name, cands, (time.perf_counter() - start) * 1000
+
+    async def search(self, query: str, k: int, user_id: str | None = None,
+                     context: dict[str, Any] | None = None) -> SearchResult:
+        context = context or {}
+        t0 = time.perf_counter()
+        timings: dict[str, float] = {}
+        request_id = secrets.token_urlsafe(16)
+        available = self.breaker.available(list(self.retrievers))
+        plan = self.policy.plan(PolicyContext(features=np.zeros(0), available=available))
+        timings["plan"] = (time.perf_counter() - t0) * 1000
+
+        t1 = time.perf_counter()
+        calls = [self._call(s, query, b, user_id, context) for s, b in plan.budgets.items() if b > 0]
+        results: dict[str, list[Candidate]] = {}
+        failed: list[str] = []
+        for name, cands, ms in await asyncio.gather(*calls):
+            timings[f"retrieve:{name}"] = ms
+            if cands is None:
+                failed.append(name)
+            else:
+                results[name] = cands
+        timings["retrieve"] = (time.perf_counter() - t1) * 1000
+        candidates = union(results)
+
+        t2 = time.perf_counter()
+        ranker_version, ranked = "none", []
+        if candidates:
+            try:
+                ranker_version, ranked = await asyncio.wait_for(self.rank_fn(query, candidates),
+                                                                self.ranker_timeout_s)
+            except Exception:  # serve the fused order rather than fail
+                failed.append("ranker")
+                ranker_version = "fused-order"
+                ranked = [(c.item_id, float(len(candidates) - i)) for i, c in enumerate(candidates)]
+        timings["rank"] = (time.perf_counter() - t2) * 1000
+
+        shown = ranked[:k]
+        t3 = time.perf_counter()
+        await self.log_fn(RequestRecord(
+            request_id=request_id, ts=time.time(), query=query, user_id=user_id, context=context,
+            plan=PlanRecord(budgets=plan.budgets, propensity=plan.propensity, policy_version=plan.policy_version,
+                            shadow=plan.shadow),
+            failed=failed, candidates=candidates, shown=[i for i, _ in shown], ranker_version=ranker_version))
+        timings["log"] = (time.perf_counter() - t3) * 1000
+        timings["total"] = (time.perf_counter() - t0) * 1000
+        return SearchResult(request_id=request_id, plan=plan, ranked=shown, candidates=candidates, failed=failed,
+                            ranker_version=ranker_version, timings_ms={k: round(v, 3) for k, v in timings.items()})

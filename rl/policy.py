@@ -1,0 +1,119 @@
+"""The policy seam: the orchestrator asks a policy which strategies to call and how
+many candidates to take from each, and logs the exact probability of that plan.
+
+An action is a budget level per strategy (0 = don't call). This module holds the
+action space and the default policy: a fixed plan with a small, seeded, uniformly
+random exploration, so every logged propensity is real and off-policy evaluation of
+later policies is possible. The RLlib bandit (a later milestone) implements the same
+`Policy` protocol.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+import numpy as np
+
+LEVELS: tuple[int, ...] = (0, 10, 25, 50, 100)
+
+DEFAULT_BUDGETS: dict[str, int] = {"lexical": 50, "dense": 50, "memory": 10, "popularity": 10, "structured": 25,
+                                   "explore": 10}
+
+
+@dataclass(slots=True)
+class Plan:
+    """Budgets per strategy, the plan's probability under the policy that chose it, and that policy."""
+
+    budgets: dict[str, int]
+    propensity: float
+    policy_version: str
+    shadow: bool = False
+
+    @property
+    def called(self) -> list[str]:
+        return [s for s, b in self.budgets.items() if b > 0]
+
+
+@dataclass(slots=True)
+class PolicyContext:
+    """What a policy sees: the context features and which strategies are up."""
+
+    features: np.ndarray
+    available: Sequence[str]
+    extra: dict = field(default_factory=dict)
+
+
+class Policy(Protocol):
+    version: str
+
+    def plan(self, ctx: PolicyContext) -> Plan: ...
+
+
+class ActionSpace:
+    """All plans over `strategies` x `levels`, except the empty plan (call nothing)."""
+
+    def __init__(self, strategies: Sequence[str], levels: Sequence[int] = LEVELS):
+        if 0 not in levels:
+            raise ValueError("levels must include 0 (don't call)")
+        self.strategies = list(strategies)
+        self.levels = tuple(sorted(set(levels)))
+
+    def size(self, available: Sequence[str]) -> int:
+        """Number of non-empty plans when only `available` strategies may be called."""
+        m = sum(1 for s in self.strategies if s in available)
+        return len(self.levels) ** m - 1 if m else 0
+
+    def sample_uniform(self, rng: np.random.Generator, available: Sequence[str]) -> dict[str, int]:
+        """A uniformly random non-empty plan among available strategies (rejection sampling)."""
+        up = [s for s in self.strategies if s in available]
+        if not up:
+            return {s: 0 for s in self.strategies}
+        while True:
+            chosen = {s: int(rng.choice(self.levels)) if s in up else 0 for s in self.strategies}
+            if any(chosen.values()):
+                return chosen
+
+    def mask(self, budgets: dict[str, int], available: Sequence[str]) -> dict[str, int]:
+        return {s: (budgets.get(s, 0) if s in available else 0) for s in self.strategies}
+
+
+class FixedPolicy:
+    """A fixed plan, replaced with probability `epsilon` by a uniformly random plan.
+
+    propensity(plan) = (1 - eps) * [plan == fixed plan] + eps / |non-empty plans|,
+    computed over the strategies that are up at that moment (down ones are masked to 0).
+    """
+
+    def __init__(self, strategies: Sequence[str], budgets: dict[str, int] | None = None, epsilon: float = 0.1,
+                 seed: int = 0, version: str = "fixed-v1"):
+        if not 0.0 <= epsilon <= 1.0:
+            raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
+        self.space = ActionSpace(strategies)
+        budgets = budgets or DEFAULT_BUDGETS
+        bad = {s: b for s, b in budgets.items() if b not in self.space.levels}
+        if bad:
+            raise ValueError(f"budgets must be one of {self.space.levels}: {bad}")
+        self.budgets = {s: budgets.get(s, 0) for s in self.space.strategies}
+        self.epsilon = epsilon
+        self.rng = np.random.default_rng(seed)
+        self.version = version
+
+    def propensity(self, budgets: dict[str, int], available: Sequence[str]) -> float:
+        n = self.space.size(available)
+        if n == 0:
+            return 1.0
+        fixed = self.space.mask(self.budgets, available)
+        if not any(fixed.values()):  # the fixed plan is empty here: exploration is all there is
+            return 1.0 / n
+        return (1 - self.epsilon) * float(self.space.mask(budgets, available) == fixed) + self.epsilon / n
+
+    def plan(self, ctx: PolicyContext) -> Plan:
+        fixed = self.space.mask(self.budgets, ctx.available)
+        if not any(fixed.values()) or self.rng.random() < self.epsilon:
+            budgets = self.space.sample_uniform(self.rng, ctx.available)
+        else:
+            budgets = fixed
+        p = self.propensity(budgets, ctx.available)
+        assert p > 0 and math.isfinite(p)
+        return Plan(budgets=budgets, propensity=p, policy_version=self.version)
