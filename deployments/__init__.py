@@ -1,3 +1,3 @@
-"""Ray Serve deployments (one file each), the orchestrator, the feedback actors and the
-app builder. Thin wrappers over `retrievers/`, `rl/` and `ranking/`.
-(Arrives with the serving issue; the foundation issue only reserves the package.)"""
+"""Ray Serve deployments (one file each: retriever, ranker, orchestrator), the feedback
+actors, the app's arguments and HTTP schemas, and the app builder (`app.build_app`).
+Thin wrappers over `retrievers/`, `ranking/`, `rl/` and `ltrr/`."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 
 from ray import serve
@@ -28,6 +29,9 @@ class RetrieverDeployment:
     def __init__(self, strategy: str, index_dir: str, feedback_dir: str | None = None, feedback_shards: int = 0,
                  sync_interval_s: float = 2.0):
         self.strategy = strategy
+        # one torch thread per replica: replicas share few cores, and torch's default thread
+        # pool spins against the other processes (scale dense with replicas instead)
+        os.environ.setdefault("LTRR_TORCH_THREADS", "1")
         self.retriever = IndexHandle.open(index_dir).load(strategy)
         self.feedback = (feedback_dir, feedback_shards)
         self.sync_interval_s = sync_interval_s

@@ -144,6 +144,31 @@ def _train_ranker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scale(args: argparse.Namespace) -> int:
+    from deployments.retriever import deployment_name
+    from ltrr import cluster
+    from retrievers import strategy_class
+
+    strategy_class(args.strategy)  # BadRequest on unknown names
+    if args.replicas is None and args.min is None and args.max is None:
+        raise BadRequest("give --replicas N, or --min and/or --max")
+    if args.replicas is not None:
+        if args.replicas < 1:
+            raise BadRequest("--replicas must be at least 1")
+        changes = {"num_replicas": args.replicas, "autoscaling_config": None}
+    else:
+        rendered = Path(args.state) / "serve_config.yaml"
+        current = cluster.deployment_entry(rendered, deployment_name(args.strategy)).get("autoscaling_config") or {}
+        lo = args.min if args.min is not None else current.get("min_replicas", 1)
+        hi = args.max if args.max is not None else current.get("max_replicas", max(lo, 1))
+        if not 1 <= lo <= hi:
+            raise BadRequest(f"need 1 <= min <= max, got min={lo} max={hi}")
+        changes = {"num_replicas": None, "autoscaling_config": {**current, "min_replicas": lo, "max_replicas": hi}}
+    entry = cluster.redeploy_with(Path(args.state) / "serve_config.yaml", deployment_name(args.strategy), changes)
+    print(json.dumps({"deployment": entry["name"], **{k: v for k, v in entry.items() if k != "name"}}))
+    return 0
+
+
 def _export_logs(state: Path, n_shards: int) -> Path:
     """Ask the running feedback actors to write their logs as Parquet; return the directory."""
     import ray
@@ -206,6 +231,14 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0)
     serving(sim)
     sim.set_defaults(func=_simulate)
+
+    sc = sub.add_parser("scale", help="change one strategy's replicas; the other deployments are untouched")
+    sc.add_argument("strategy")
+    sc.add_argument("--replicas", type=int, help="fixed number of replicas")
+    sc.add_argument("--min", type=int, help="autoscaling minimum")
+    sc.add_argument("--max", type=int, help="autoscaling maximum")
+    serving(sc)
+    sc.set_defaults(func=_scale)
 
     tr = sub.add_parser("train-ranker", help="train the XGBoost ranker from qrels or from logged clicks")
     tr.add_argument("--index", required=True)

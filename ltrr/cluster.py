@@ -102,8 +102,19 @@ def wait_healthy(base_url: str, timeout_s: float = 600, expect_ranker: str | Non
     raise ClusterError(f"ltrr did not become healthy within {timeout_s:.0f}s (last: {last}).\n{status}")
 
 
+def deployment_entry(config_path: Path, deployment: str) -> dict:
+    """One deployment's entry in a rendered config ({} if it has none)."""
+    if not config_path.is_file():
+        raise ClusterError(f"{config_path} does not exist: is ltrr up (with this --state)?")
+    config = yaml.safe_load(config_path.read_text())
+    return next((d for d in config["applications"][0].get("deployments", []) if d["name"] == deployment), {})
+
+
 def redeploy_with(config_path: Path, deployment: str, changes: dict) -> dict:
-    """Update one deployment's entry in the rendered config and deploy it again."""
+    """Update one deployment's entry in the rendered config and deploy it again.
+    A value of None removes that key (e.g. num_replicas when switching to autoscaling)."""
+    if not config_path.is_file():
+        raise ClusterError(f"{config_path} does not exist: is ltrr up (with this --state)?")
     config = yaml.safe_load(config_path.read_text())
     deps = config["applications"][0].setdefault("deployments", [])
     entry = next((d for d in deps if d["name"] == deployment), None)
@@ -111,7 +122,9 @@ def redeploy_with(config_path: Path, deployment: str, changes: dict) -> dict:
         entry = {"name": deployment}
         deps.append(entry)
     for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(entry.get(key), dict):
+        if value is None:
+            entry.pop(key, None)
+        elif isinstance(value, dict) and isinstance(entry.get(key), dict):
             entry[key] = {**entry[key], **value}
         else:
             entry[key] = value

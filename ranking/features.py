@@ -5,7 +5,10 @@ Why provenance features: the ranker orders the union of several strategies' list
 that BM25, dense and the memory all put at rank 1 is almost surely right). So every
 strategy contributes three columns, in the fixed order of `retrievers.STRATEGIES`:
 found (0/1), reciprocal rank (1/rank, 0 if absent) and the strategy's raw score (0 if
-absent). Cheap query, item and query-item text-match features complete the vector.
+absent). Raw scores are not comparable across queries (a BM25 score of 20 is great for
+one query and poor for another), so two per-query relative scores follow: the gap to the
+strategy's best score among the candidates, and the min-max normalised score. Cheap
+query, item and query-item text-match features complete the vector.
 
 `FEATURE_NAMES` is the contract between training and serving: a saved model records
 it in its manifest and refuses to load if it differs. Change it only together with a
@@ -36,13 +39,17 @@ ENTITY_FIELDS: tuple[str, ...] = ("title", "name", "artist", "album")
 
 
 def _strategy_features() -> list[str]:
-    return [f"{s}_{kind}" for s in STRATEGIES for kind in ("found", "rr", "score")]
+    return ([f"{s}_{kind}" for s in STRATEGIES for kind in ("found", "rr", "score")]
+            + [f"{s}_{kind}" for s in STRATEGIES for kind in ("score_gap", "score_rel")])
 
 
 #: The feature vector, in order. Per strategy (in `retrievers.STRATEGIES` order):
 #:   <s>_found  1 if strategy s retrieved the item, else 0
 #:   <s>_rr     1 / rank in s's list, 0 if absent
 #:   <s>_score  s's raw score, 0 if absent
+#: then, per strategy (same order), relative to that strategy's candidates in this list:
+#:   <s>_score_gap  score minus the best score of s among the candidates (<= 0), 0 if absent
+#:   <s>_score_rel  (score - min) / (max - min) over s's candidates (1 when they all tie), 0 if absent
 #: then
 #:   n_found              how many strategies retrieved the item
 #:   rrf                  sum over those strategies of 1 / (60 + rank)  (reciprocal-rank fusion)
@@ -63,6 +70,7 @@ FEATURE_NAMES: list[str] = _strategy_features() + [
 N_FEATURES = len(FEATURE_NAMES)
 _STRATEGY_COL = {s: 3 * i for i, s in enumerate(STRATEGIES)}
 _COL = {name: i for i, name in enumerate(FEATURE_NAMES)}
+_RELATIVE_COLS = [(3 * i + 2, _COL[f"{s}_score_gap"], _COL[f"{s}_score_rel"]) for i, s in enumerate(STRATEGIES)]
 RRF_COL = _COL["rrf"]
 
 
@@ -186,4 +194,12 @@ def featurize(query: str, cands: Sequence[CandidateRecord], catalog: Mapping[str
             x[c_xfrac] = len(q_toks & info.all_tokens) / n_q
             x[c_texact] = 1.0 if q_norm == info.title else 0.0
             x[c_eexact] = 1.0 if q_norm in info.entities else 0.0
+    for c_score, c_gap, c_rel in _RELATIVE_COLS:
+        found = X[:, c_score - 2] > 0
+        if not found.any():
+            continue
+        scores = X[found, c_score]
+        top, low = scores.max(), scores.min()
+        X[found, c_gap] = scores - top
+        X[found, c_rel] = (scores - low) / (top - low) if top > low else 1.0
     return X

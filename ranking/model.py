@@ -174,11 +174,14 @@ def write_artifact(models_root: Path, booster: xgb.Booster, *, trained_on: Train
     and the error re-raised, so no partial artifact is ever visible. Returns the directory."""
     models_root = Path(models_root)
     models_root.mkdir(parents=True, exist_ok=True)
-    version = version or new_version()
-    while version is None or (models_root / version).exists():
+    if version is None:
         version = new_version()
-    if not VERSION_RE.match(version):
+        while (models_root / version).exists():
+            version = new_version()
+    elif not VERSION_RE.match(version):
         raise ValueError(f"version {version!r} does not look like r<YYYYmmdd>-<HHMMSS>-<4 hex>")
+    elif (models_root / version).exists():
+        raise FileExistsError(f"ranker version {version} already exists in {models_root}; versions are immutable")
     manifest = RankerManifest(
         version=version, created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         feature_names=list(FEATURE_NAMES),

@@ -1,3 +1,3 @@
-"""Learning to retrieve: context features, the bandit environment, RLlib training,
-policy loading and off-policy evaluation. Knows nothing of HTTP; works on arrays and Parquet.
-(Arrives with the bandit issue; the foundation issue only reserves the package.)"""
+"""Learning to retrieve: the action space and serving policies (`policy.py`); context
+features, the bandit environment, RLlib training and off-policy evaluation join it in
+the bandit milestone. Knows nothing of HTTP; works on arrays and Parquet."""

@@ -173,6 +173,52 @@ def test_ranker_hot_swap_under_traffic(service, client):
     assert "fallback-rrf" in versions  # traffic ran before the swap ...
 
 
+def _replica_ids(ray_driver) -> dict[str, set[str]]:
+    from ray.util.state import list_actors
+
+    out: dict[str, set[str]] = {}
+    for a in list_actors(filters=[("state", "=", "ALIVE")], limit=1000):
+        if a.class_name.startswith("ServeReplica:ltrr:"):
+            out.setdefault(a.class_name.split(":")[-1], set()).add(a.actor_id)
+    return out
+
+
+def test_scaling_one_strategy_leaves_the_others_untouched(service, client, ray_driver):
+    before = _replica_ids(ray_driver)
+    failures, done = [], threading.Event()
+
+    def traffic():
+        with httpx.Client(base_url=BASE, timeout=60) as c:
+            while not done.is_set():
+                r = c.post("/search", json={"query": "happy pop", "k": 5})
+                if r.status_code != 200:
+                    failures.append(r.status_code)
+
+    t = threading.Thread(target=traffic)
+    t.start()
+    try:
+        proc = ltrr("scale", "popularity", "--replicas", "2", "--state", str(service["state"]), "--port", str(PORT))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            pop = [s for s in client.get("/strategies").json() if s["name"] == "popularity"][0]
+            if pop["replicas"] == 2:
+                break
+            time.sleep(1)
+        assert pop["replicas"] == 2
+    finally:
+        done.set()
+        t.join()
+    after = _replica_ids(ray_driver)
+    assert len(after["retriever-popularity"]) == 2 and before["retriever-popularity"] <= after["retriever-popularity"]
+    for name, ids in before.items():
+        if name != "retriever-popularity":
+            assert after[name] == ids, f"{name} replicas changed"
+    assert failures == []
+    bad = ltrr("scale", "nosuch", "--replicas", "2", "--state", str(service["state"]))
+    assert bad.returncode == 2 and "unknown strategy" in bad.stderr
+
+
 def test_no_acknowledged_event_lost_when_feedback_actor_dies(client, ray_driver):
     from deployments.feedback import actor_name
 
