@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ltrr.data.model import Dataset
-from retrievers.storage import read_json, read_manifest, write_json
+from retrievers.storage import read_json, read_manifest, write_json, write_manifest
 from retrievers.base import BadRequest, Candidate, IndexError_, Query, Retriever, ranked
 from retrievers.text import normalize
 from retrievers.understanding import STOPWORDS
@@ -92,9 +92,8 @@ class ExploreRetriever(Retriever):
         out.mkdir(parents=True, exist_ok=True)
         (out / "manifest.json").unlink(missing_ok=True)
         write_json(out / "explore.json", {"pool": pool, "tokens": {t: sorted(ix) for t, ix in sorted(tokens.items())}})
-        write_json(out / "manifest.json", {"strategy": cls.name, "format": FORMAT, "seed": int(seed),
-                                            "fingerprint": dataset.fingerprint(), "n_items": len(dataset.items),
-                                            "pool_size": len(pool)})
+        write_manifest(out, cls.name, FORMAT, dataset.fingerprint(), seed=int(seed), n_items=len(dataset.items),
+                       pool_size=len(pool))
 
     @classmethod
     def load(cls, out_dir: Path, seed: int | None = None) -> "ExploreRetriever":

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ltrr.data.model import Dataset
-from retrievers.storage import read_json, read_manifest, write_json
+from retrievers.storage import read_json, read_manifest, write_json, write_manifest
 from retrievers.base import MAX_QUERY_CHARS, BadRequest, Candidate, IndexError_, Query, Retriever, ranked
 from retrievers.text import normalize
 
@@ -107,9 +107,8 @@ class MemoryRetriever(Retriever):
         with self._lock:  # copy under the lock, serialize outside it
             table = {key: dict(scores) for key, scores in self._table.items()}
         write_json(out / "memory.json", {"items": self._item_ids, "memory": table})
-        write_json(out / "manifest.json", {"strategy": self.name, "format": FORMAT,
-                                            "fingerprint": self.fingerprint, "n_items": len(self._item_ids),
-                                            "n_keys": len(self._table)})
+        write_manifest(out, self.name, FORMAT, self.fingerprint, n_items=len(self._item_ids),
+                       n_keys=len(self._table))
 
     @classmethod
     def load(cls, out_dir: Path) -> "MemoryRetriever":

@@ -20,7 +20,7 @@ from itertools import islice
 from pathlib import Path
 
 from ltrr.data.model import Dataset
-from retrievers.storage import read_json, read_manifest, write_json
+from retrievers.storage import read_json, read_manifest, write_json, write_manifest
 from retrievers.base import BadRequest, Candidate, IndexError_, Query, Retriever
 from retrievers.text import ngrams, normalize
 
@@ -95,8 +95,7 @@ class PopularityRetriever(Retriever):
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "popularity.json", {"popularity": self._base, "categories": self._categories})
         write_json(out / "counts.json", dict(self._counts))
-        write_json(out / "manifest.json", {"strategy": self.name, "format": FORMAT,
-                                            "fingerprint": self.fingerprint, "n_items": len(self._base)})
+        write_manifest(out, self.name, FORMAT, self.fingerprint, n_items=len(self._base))
 
     @classmethod
     def load(cls, out_dir: Path) -> "PopularityRetriever":

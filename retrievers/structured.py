@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ltrr.data.model import Dataset
-from retrievers.storage import read_json, read_manifest, write_json
+from retrievers.storage import read_json, read_manifest, write_json, write_manifest
 from retrievers.base import Candidate, IndexError_, Query, Retriever
 from retrievers.text import normalize
 from retrievers.understanding import FieldMatch, Parse, QueryUnderstanding
@@ -73,9 +73,8 @@ class StructuredRetriever(Retriever):
                                          "popularity": [max(0.0, it.popularity) for it in dataset.items],
                                          "years": [it.year for it in dataset.items]})
         write_json(out / "postings.json", postings)
-        write_json(out / "manifest.json", {"strategy": cls.name, "format": FORMAT,
-                                            "fingerprint": dataset.fingerprint(), "n_items": len(dataset.items),
-                                            "weights": weights, "category_fields": list(schema.category_fields)})
+        write_manifest(out, cls.name, FORMAT, dataset.fingerprint(), n_items=len(dataset.items), weights=weights,
+                       category_fields=list(schema.category_fields))
 
     @classmethod
     def load(cls, out_dir: Path) -> "StructuredRetriever":

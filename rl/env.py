@@ -1,0 +1,157 @@
+"""A one-step (contextual bandit) gymnasium environment replaying logged shadow requests.
+
+Why: shadow-exploration requests called every strategy at its top budget and logged
+every candidate's provenance, so the reward of any plan is known offline
+(`rl.reward.plan_reward`). Training (RLlib PPO with gamma=0) can therefore sample plans
+freely against these contexts without serving a single bad plan.
+
+Episode: `reset()` draws a logged context (uniformly, from the env's seeded generator;
+`options={"index": i}` picks one) and returns its features; `step(action)` maps one
+level index per strategy to budgets, forces unavailable strategies (failed in that
+request) to 0, and returns `plan_reward(...)` with `terminated=True`. The empty plan
+(all budgets 0, chosen or produced by masking) retrieves nothing and costs nothing: its
+reward is 0. The observation returned by `step` is the same context's features.
+"""
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+
+from ltrr.records import CandidateRecord, EventRecord, RequestRecord
+from rl.policy import LEVELS, ActionSpace
+from rl.reward import RewardConfig, acted_items, plan_reward, reward_table
+
+
+@dataclass
+class LoggedContext:
+    """One shadow request, reduced to what the replay needs."""
+
+    features: np.ndarray
+    candidates: list[CandidateRecord]
+    acted: dict[str, float]
+    latency_ms: dict[str, float]
+    available: tuple[str, ...]
+    request_id: str = ""
+
+    def __post_init__(self) -> None:
+        self.features = np.asarray(self.features, dtype=np.float32).reshape(-1)
+        self.available = tuple(self.available)
+
+    @classmethod
+    def from_record(cls, record: RequestRecord, events: Sequence[EventRecord], latency_ms: Mapping[str, float],
+                    cfg: RewardConfig) -> LoggedContext:
+        """Build from a logged shadow request and its events; non-shadow requests are refused
+        (a plan larger than the logged one would look worse than it is)."""
+        if not record.plan.shadow:
+            raise ValueError(f"request {record.request_id} is not a shadow request")
+        available = tuple(s for s, b in record.plan.budgets.items() if b > 0 and s not in record.failed)
+        return cls(features=np.asarray(record.features, dtype=np.float32), candidates=list(record.candidates),
+                   acted=acted_items([e for e in events if e.request_id == record.request_id], cfg),
+                   latency_ms=dict(latency_ms), available=available, request_id=record.request_id)
+
+
+class ReplayBanditEnv(gym.Env):
+    """Contextual bandit over logged shadow contexts: observation = features, action = level per strategy."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+
+    def __init__(self, contexts: Sequence[LoggedContext], strategies: Sequence[str], levels: Sequence[int] = LEVELS,
+                 cfg: RewardConfig | None = None, seed: int | None = 0):
+        if not contexts:
+            raise ValueError("need at least one logged context")
+        dims = {c.features.shape for c in contexts}
+        if len(dims) != 1:
+            raise ValueError(f"contexts have different feature shapes: {sorted(dims)}")
+        self.contexts = list(contexts)
+        self.space = ActionSpace(strategies, levels)
+        self.strategies = self.space.strategies
+        self.levels = self.space.levels
+        self.cfg = cfg or RewardConfig()
+        (dim,) = dims.pop()
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(dim,), dtype=np.float32)
+        self.action_space = spaces.MultiDiscrete([len(self.levels)] * len(self.strategies), seed=seed)
+        self._np_random, self._np_random_seed = seeding.np_random(seed)
+        self._current: int | None = None
+        self._own = {id(c) for c in self.contexts}
+        self._tables: dict[int, np.ndarray] = {}  # id(context) -> masked reward table, for own contexts
+
+    def budgets(self, action: Sequence[int] | np.ndarray, ctx: LoggedContext) -> dict[str, int]:
+        """Level indices -> budgets, with strategies unavailable in `ctx` forced to 0."""
+        a = np.asarray(action).reshape(-1)
+        if a.shape != (len(self.strategies),) or (a < 0).any() or (a >= len(self.levels)).any():
+            raise ValueError(f"invalid action {action!r} for {len(self.strategies)} strategies x {len(self.levels)} levels")
+        return self.space.mask({s: int(self.levels[int(i)]) for s, i in zip(self.strategies, a)}, ctx.available)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        if options and "index" in options:
+            idx = int(options["index"])
+            if not 0 <= idx < len(self.contexts):
+                raise ValueError(f"context index {idx} out of range 0..{len(self.contexts) - 1}")
+        else:
+            idx = int(self.np_random.integers(len(self.contexts)))
+        self._current = idx
+        ctx = self.contexts[idx]
+        return ctx.features.copy(), {"index": idx, "request_id": ctx.request_id, "available": ctx.available}
+
+    def step(self, action: Sequence[int] | np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self._current is None:
+            raise RuntimeError("call reset() before step()")
+        ctx = self.contexts[self._current]
+        budgets = self.budgets(action, ctx)
+        reward = plan_reward(ctx.candidates, ctx.acted, budgets, ctx.latency_ms, self.cfg)
+        info = {"index": self._current, "budgets": budgets}
+        self._current = None  # one step per episode
+        return ctx.features.copy(), float(reward), True, False, info
+
+    def table(self, ctx: LoggedContext) -> np.ndarray:
+        """`reward_table` of `ctx` with unavailable strategies masked: along an unavailable
+        strategy's axis every level has the level-0 reward. Cached for the env's own contexts."""
+        if id(ctx) in self._tables:
+            return self._tables[id(ctx)]
+        t = reward_table(ctx.candidates, ctx.acted, ctx.latency_ms, self.space, self.cfg)
+        for k, s in enumerate(self.strategies):
+            if s not in ctx.available:
+                t = np.broadcast_to(np.take(t, [0], axis=k), t.shape)
+        t = np.ascontiguousarray(t)
+        if id(ctx) in self._own:
+            self._tables[id(ctx)] = t
+        return t
+
+    def best_plan(self, ctx: LoggedContext, include_empty: bool = True) -> tuple[dict[str, int], float]:
+        """The oracle: the plan with the highest reward for `ctx` and that reward.
+
+        Searched over the plans the env can realise (unavailable strategies at 0). With
+        `include_empty` (default, as the env accepts it) the empty plan, worth 0, competes;
+        without it only plans calling an available strategy count, as `ActionSpace` serves.
+        Ties go to the first plan in C order (lowest level indices)."""
+        t = self.table(ctx).copy()
+        reach = np.zeros(t.shape, dtype=bool)
+        reach[tuple(slice(None) if s in ctx.available else slice(0, 1) for s in self.strategies)] = True
+        if not include_empty and ctx.available:
+            reach[(0,) * len(self.strategies)] = False
+        t[~reach] = -np.inf
+        flat = int(np.argmax(t))
+        idx = np.unravel_index(flat, t.shape)
+        return {s: int(self.levels[i]) for s, i in zip(self.strategies, idx)}, float(t.flat[flat])
+
+    def fixed_plan_value(self, budgets: Mapping[str, int]) -> float:
+        """Average reward over all contexts of one fixed plan (masked per context)."""
+        return float(np.mean([plan_reward(c.candidates, c.acted, self.space.mask(dict(budgets), c.available),
+                                          c.latency_ms, self.cfg) for c in self.contexts]))
+
+    def oracle_value(self, include_empty: bool = True) -> float:
+        """Average over contexts of the best plan's reward: an upper bound for any policy."""
+        return float(np.mean([self.best_plan(c, include_empty)[1] for c in self.contexts]))
+
+    def all_actions(self) -> list[tuple[int, ...]]:
+        """Every action (level-index tuple) in C order, matching `table(ctx).ravel()`."""
+        return list(itertools.product(range(len(self.levels)), repeat=len(self.strategies)))
