@@ -145,6 +145,20 @@ def test_simulate_counts_match(service):
     assert result["events_acked"] > 0 and result["counts_match"]
 
 
+def test_train_ranker_from_logged_clicks(service):
+    """The click path: the feedback actors export their logs as Parquet, the ranker trains on them."""
+    import json
+
+    proc = ltrr("train-ranker", "--index", str(service["index"]), "--from", "clicks", "--state",
+                str(service["state"]), "--port", str(PORT), "--shards", "2")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    manifest = json.loads((Path(out["dir"]) / "manifest.json").read_text())
+    assert manifest["trained_on"]["source"] == "clicks"
+    exports = list((service["state"] / "exports").glob("*/requests-shard*.parquet"))
+    assert len(exports) == 2
+
+
 def test_ranker_hot_swap_under_traffic(service, client):
     failures, versions, done = [], set(), threading.Event()
 
