@@ -51,9 +51,6 @@ class FeedbackActor:
     def export(self, out_dir: str) -> dict:
         return self.store.export(Path(out_dir))
 
-    def ping(self) -> bool:
-        return True
-
 
 def get_shards(directory: str | Path, n_shards: int) -> list:
     """The n feedback actors, created on first use (idempotent across callers)."""

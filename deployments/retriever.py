@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 
 from ray import serve
 
@@ -70,9 +69,6 @@ class RetrieverDeployment:
             except Exception as exc:  # keep serving; try again next round
                 log.warning("memory sync failed: %s", exc)
             await asyncio.sleep(self.sync_interval_s)
-
-    def status(self) -> dict:
-        return {"strategy": self.strategy, "time": time.time(), "memory_cursors": self.cursors}
 
     def check_health(self) -> None:
         self.retriever.retrieve("health", 1)
