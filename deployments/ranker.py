@@ -22,7 +22,7 @@ from ray import serve
 from ltrr.index_store import IndexHandle
 from ltrr.records import CandidateRecord
 from ranking.features import featurize
-from ranking.model import FallbackRanker, RankerModel, latest_version
+from ranking.model import FallbackRanker, RankerModel, by_score, latest_version
 
 log = logging.getLogger("ray.serve")
 
@@ -57,10 +57,8 @@ class RankerDeployment:
         scores = self.model.predict(np.concatenate(blocks)) if sum(sizes) else np.zeros(0)
         out, start = [], 0
         for (_, cands), n in zip(requests, sizes):
-            s = scores[start:start + n]
+            out.append((self.model.version, by_score(cands, scores[start:start + n])))
             start += n
-            order = sorted(range(n), key=lambda i: (-s[i], cands[i].item_id))
-            out.append((self.model.version, [(cands[i].item_id, float(s[i])) for i in order]))
         return out
 
     async def rank(self, query: str, candidates: list[CandidateRecord]) -> tuple[str, list[tuple[str, float]]]:

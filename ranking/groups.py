@@ -25,7 +25,7 @@ from ltrr.data.model import Dataset, Item
 from ltrr.index_store import IndexHandle, check_same_data
 from ltrr.records import CandidateRecord, EventRecord, RequestRecord
 from ranking.features import featurize, union
-from ranking.model import FallbackRanker, Ranker
+from ranking.model import FallbackRanker, Ranker, by_score
 from retrievers import STRATEGIES, BadRequest, Query, Retriever
 from retrievers.base import MAX_K
 
@@ -148,7 +148,7 @@ def ndcg10(qrels: Mapping[str, Mapping[str, int]], rankings: Mapping[str, Sequen
 
 
 def _order(scores: np.ndarray, cands: Sequence[CandidateRecord]) -> list[str]:
-    return [cands[i].item_id for i in sorted(range(len(cands)), key=lambda i: (-scores[i], cands[i].item_id))]
+    return [item_id for item_id, _ in by_score(cands, scores)]
 
 
 def rankings(groups: Sequence[Group], model: Ranker) -> dict[str, list[str]]:

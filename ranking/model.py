@@ -220,12 +220,16 @@ def load_latest(models_root: Path) -> RankerModel | FallbackRanker:
     return FallbackRanker() if version is None else RankerModel.load(Path(models_root) / version)
 
 
+def by_score(cands: Sequence[CandidateRecord], scores: np.ndarray) -> list[tuple[str, float]]:
+    """(item_id, score) best first, ties by item id: the one ordering serving and training share."""
+    pairs = [(c.item_id, float(s)) for c, s in zip(cands, scores)]
+    pairs.sort(key=lambda p: (-p[1], p[0]))
+    return pairs
+
+
 def rank(model: Ranker, query: str, cands: Sequence[CandidateRecord],
          catalog: Mapping[str, Item]) -> list[tuple[str, float]]:
     """Featurize, score and sort `cands`: (item_id, score) best first, ties by item id."""
     if not cands:
         return []
-    scores = model.predict(featurize(query, cands, catalog))
-    pairs = [(c.item_id, float(s)) for c, s in zip(cands, scores)]
-    pairs.sort(key=lambda p: (-p[1], p[0]))
-    return pairs
+    return by_score(cands, model.predict(featurize(query, cands, catalog)))

@@ -65,8 +65,10 @@ def test_eval_json_last_line(built, strategy):
 
 def test_rebuilding_same_data_is_a_no_op(built):
     data, index = built
+    before = json.loads((index / "manifest.json").read_text())["strategies"]
     proc = ltrr("index", "--dataset", str(data), "--out", str(index), "--json")
     assert proc.returncode == 0, proc.stderr
+    assert json.loads((index / "manifest.json").read_text())["strategies"] == before  # nothing rebuilt
 
 
 def test_index_refuses_other_data(built, tmp_path):
