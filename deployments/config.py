@@ -9,10 +9,16 @@ from rl.policy import DEFAULT_BUDGETS
 
 class PolicyArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    kind: str = Field("fixed", description="'fixed': a fixed plan with epsilon-uniform exploration")
+    kind: str = Field("fixed", description="the cold-start policy: 'fixed', a fixed plan with epsilon-uniform "
+                      "exploration. The orchestrator's user_config `version` switches to a trained bandit")
     budgets: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_BUDGETS),
                                     description="the fixed plan: candidates per strategy (0, 10, 25, 50 or 100)")
-    epsilon: float = Field(0.1, ge=0, le=1, description="share of requests that get a uniformly random plan")
+    epsilon: float = Field(0.1, ge=0, le=1, description="share of requests that get a uniformly random plan "
+                           "(the fixed policy's exploration, and the trained bandit's epsilon floor)")
+    shadow_share: float = Field(0.1, ge=0, le=1, description="share of requests that are shadow exploration: every "
+                                "strategy at its top budget, logged for counterfactual training")
+    temperature: float = Field(0.3, gt=0, le=10, description="a trained bandit samples each strategy's budget from "
+                               "softmax(logits / temperature): below 1 sharpens towards the most likely plan")
     seed: int = Field(0, description="seed of the exploration draws")
 
 
@@ -29,6 +35,9 @@ class AppArgs(BaseModel):
     ranker_timeout_ms: float = Field(2000, gt=0, description="past this the answer falls back to the fused order")
     circuit_cooldown_s: float = Field(5.0, ge=0, description="after a failure, skip the strategy for this long")
     policy: PolicyArgs = Field(default_factory=PolicyArgs)
+    admin_token: str | None = Field(None, description="bearer token of the /admin endpoints; unset = they refuse "
+                                    "everything. `ltrr up` generates one into <state>/admin_token")
+    dashboard_address: str = Field("http://127.0.0.1:8265", description="Ray dashboard (Jobs API) for retraining")
 
     @property
     def feedback_dir(self) -> str:
@@ -37,3 +46,7 @@ class AppArgs(BaseModel):
     @property
     def ranker_models_dir(self) -> str:
         return f"{self.state_dir}/models/ranker"
+
+    @property
+    def bandit_models_dir(self) -> str:
+        return f"{self.state_dir}/models/bandit"

@@ -48,6 +48,9 @@ class FeedbackActor:
     def user_history(self, user_id: str) -> dict:
         return self.store.user_history(user_id)
 
+    def context_history(self, user_id: str | None, query: str) -> dict:
+        return self.store.context_history(user_id, query)
+
     def export(self, out_dir: str) -> dict:
         return self.store.export(Path(out_dir))
 

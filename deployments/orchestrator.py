@@ -13,21 +13,41 @@ before this answers 202; unknown request ids are refused with 404.
 # No `from __future__ import annotations` here: FastAPI reads the endpoint annotations
 # at runtime to tell request bodies from query parameters.
 import asyncio
+import logging
+import re
+import secrets
 import time
 
-from fastapi import FastAPI, HTTPException
+import numpy as np
+from fastapi import FastAPI, Header, HTTPException
 from ray import serve
 
 from deployments.config import AppArgs
 from deployments.feedback import get_shards, merge_stats, route
+from deployments.policy_loader import build_policy
 from deployments.retriever import deployment_name
-from deployments.schemas import (FeedbackRequest, FeedbackResponse, PlanOut, ResultItem, SearchRequest,
-                                 SearchResponse, StrategyStatus)
+from deployments.schemas import (
+    FeedbackRequest,
+    FeedbackResponse,
+    JobOut,
+    PlanOut,
+    ResultItem,
+    RetrainRequest,
+    RollbackRequest,
+    SearchRequest,
+    SearchResponse,
+    StrategyStatus,
+)
+from ltrr import jobs
 from ltrr.feedback_store import BadEvent, UnknownRequest
 from ltrr.index_store import IndexHandle
 from ltrr.pipeline import SearchPipeline
 from ltrr.records import CandidateRecord, EventRecord, RequestRecord
-from rl.policy import FixedPolicy
+from rl.features import ContextFeaturizer, History, merge_history
+
+log = logging.getLogger("ray.serve")
+HISTORY_TIMEOUT_S = 0.25
+_JOB_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 api = FastAPI(title="ltrr", version="0.1.0",
               description="Learning to rank and retrieve: a bandit chooses retrieval strategies, XGBoost ranks.")
@@ -45,14 +65,53 @@ class Orchestrator:
         self.args = AppArgs.model_validate(args)
         self.retrievers = retrievers
         self.ranker = ranker
-        self.catalog = IndexHandle.open(self.args.index_dir).catalog()
-        self.policy = FixedPolicy(list(retrievers), self.args.policy.budgets, self.args.policy.epsilon,
-                                  self.args.policy.seed)
+        index = IndexHandle.open(self.args.index_dir)
+        self.catalog = index.catalog()
+        self.featurizer = ContextFeaturizer.from_catalog(self.catalog.values(), index.schema)
+        self.policy = build_policy(self.args, list(retrievers), "fixed")
+        self.policy_version_config = "fixed"
         self.shards = get_shards(self.args.feedback_dir, self.args.feedback_shards)
         self.pipeline = SearchPipeline(
             {name: self._retrieve_fn(handle) for name, handle in retrievers.items()},
             self._rank, self._log, self.policy, self.args.strategy_timeout_ms / 1000,
-            self.args.ranker_timeout_ms / 1000, self.args.circuit_cooldown_s)
+            self.args.ranker_timeout_ms / 1000, self.args.circuit_cooldown_s, context_fn=self._features)
+
+    def reconfigure(self, config: dict) -> None:
+        """user_config {bandit_dir, version}: swap the serving policy with no restart. A version
+        that cannot be loaded leaves the current policy serving (and is logged)."""
+        version = str(config.get("version", "fixed"))
+        if version == self.policy_version_config:
+            return
+        try:
+            policy = build_policy(self.args, list(self.retrievers), version, config.get("bandit_dir"))
+        except Exception:
+            log.exception("orchestrator: could not load policy %r; still serving %s", version, self.policy.version)
+            return
+        self.policy = self.pipeline.policy = policy
+        self.policy_version_config = version
+        log.info("orchestrator: now serving policy %s", policy.version)
+
+    async def _features(self, query: str, user_id: str | None, context: dict) -> np.ndarray:
+        """Context features; history from every feedback shard (each holds a slice of the traffic),
+        or none if they do not answer within HISTORY_TIMEOUT_S."""
+        try:
+            parts = await asyncio.wait_for(asyncio.gather(*[s.context_history.remote(user_id, query)
+                                                            for s in self.shards]), HISTORY_TIMEOUT_S)
+            history = History.from_json(merge_history(parts))
+        except Exception:
+            history = History()
+        ts = context.get("ts") if isinstance(context.get("ts"), (int, float)) else None
+        return self.featurizer.featurize(query, history, ts)
+
+    def _admin(self, authorization: str | None) -> None:
+        token = self.args.admin_token
+        if not token:
+            raise HTTPException(403, "admin endpoints are disabled: set admin_token in the app config")
+        if not authorization or not authorization.startswith("Bearer "):
+            raise HTTPException(401, "admin endpoints need the header `Authorization: Bearer <admin token>`",
+                                headers={"WWW-Authenticate": "Bearer"})
+        if not secrets.compare_digest(authorization[len("Bearer "):].encode(), token.encode()):
+            raise HTTPException(403, "wrong admin token")
 
     @staticmethod
     def _retrieve_fn(handle):
@@ -116,6 +175,35 @@ class Orchestrator:
         except Exception:
             ranker = "unavailable"
         return {"status": "ok", "strategies": list(self.retrievers), "policy": self.policy.version, "ranker": ranker}
+
+    @api.post("/admin/retrain", status_code=202, response_model=JobOut)
+    async def retrain(self, req: RetrainRequest, authorization: str | None = Header(None)) -> JobOut:
+        """Submit a retraining Ray Job (admin token required); poll GET /admin/jobs/{job_id}."""
+        self._admin(authorization)
+        job_id = await asyncio.to_thread(jobs.submit, self.args.dashboard_address, self.args.state_dir, "retrain",
+                                         req.what, req.tolerance)
+        return JobOut(job_id=job_id, status="PENDING")
+
+    @api.post("/admin/rollback", status_code=202, response_model=JobOut)
+    async def rollback(self, req: RollbackRequest, authorization: str | None = Header(None)) -> JobOut:
+        """Submit a rollback Ray Job: serve the previously promoted version (admin token required)."""
+        self._admin(authorization)
+        job_id = await asyncio.to_thread(jobs.submit, self.args.dashboard_address, self.args.state_dir, "rollback",
+                                         req.what)
+        return JobOut(job_id=job_id, status="PENDING")
+
+    @api.get("/admin/jobs/{job_id}", response_model=JobOut)
+    async def job(self, job_id: str, authorization: str | None = Header(None)) -> JobOut:
+        self._admin(authorization)
+        if not _JOB_ID.match(job_id):
+            raise HTTPException(422, "job ids are letters, digits, '.', '_' and '-'")
+        try:
+            info = await asyncio.to_thread(jobs.job_info, self.args.dashboard_address, job_id)
+        except Exception as exc:
+            if "does not exist" in str(exc) or "404" in str(exc):
+                raise HTTPException(404, f"no job {job_id!r}") from None
+            raise HTTPException(502, f"the Ray Jobs API did not answer: {type(exc).__name__}") from None
+        return JobOut(**{k: v for k, v in info.items() if k in JobOut.model_fields})
 
     @api.get("/strategies", response_model=list[StrategyStatus])
     async def strategies(self) -> list[StrategyStatus]:

@@ -40,6 +40,9 @@ class RankerDeployment:
         if not models_dir:
             return
         root = Path(models_dir)
+        if version == "fallback":  # explicit: reciprocal-rank fusion, no model (a rollback target)
+            self.model = FallbackRanker()
+            return
         if version == "latest":
             version = latest_version(root)
             if version is None:

@@ -87,3 +87,23 @@ class StrategyStatus(BaseModel):
     status: str = Field(description="Serve's status of the deployment (HEALTHY, UPDATING, ...)")
     replicas: int = Field(description="running replicas")
     circuit_open: bool = Field(description="true while the orchestrator skips it after a recent failure")
+
+
+class RetrainRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    what: Literal["bandit", "ranker", "all"] = Field("all", description="which models to retrain")
+    tolerance: float | None = Field(None, ge=0, le=10, description="OPE gate: promote the new bandit unless its "
+                                    "estimated value is below the serving policy's by more than this (reward units)")
+
+
+class RollbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    what: Literal["bandit", "ranker"] = Field(description="serve the version that served before the current one")
+
+
+class JobOut(BaseModel):
+    job_id: str = Field(description="Ray Job id: poll GET /admin/jobs/{job_id}")
+    status: str = Field(description="PENDING, RUNNING, SUCCEEDED, FAILED or STOPPED")
+    message: str | None = None
+    result: dict | None = Field(None, description="the job's result once it finished (versions, OPE estimates)")
+    log_tail: list[str] | None = None

@@ -4,6 +4,7 @@
     ltrr eval  --index indexes/music-demo --dataset builtin:music-demo --split test --strategy all
     ltrr up | ltrr down | ltrr simulate --requests 500
     ltrr train-ranker --index indexes/music-demo --dataset builtin:music-demo --from qrels --promote
+    ltrr bench --workload music-demo --json
 
 Errors in the user's input (missing data, an index from other data, a bad query or k)
 print one line `error: ...` and exit with status 2; they never print a traceback.
@@ -85,7 +86,9 @@ def _up(args: argparse.Namespace) -> int:
     started = cluster.start_ray(args.num_cpus)
     print(f"ray: {'started a head node on 127.0.0.1' if started else 'using the running cluster'}")
     rendered = state / "serve_config.yaml"
-    cluster.render_config(Path(args.config), rendered, index_dir, state, args.port)
+    token = cluster.admin_token(state)
+    cluster.render_config(Path(args.config), rendered, index_dir, state, args.port, {"admin_token": token})
+    rendered.chmod(0o600)  # it holds the admin token
     cluster.deploy(rendered)
     health = cluster.wait_healthy(_base_url(args), args.timeout)
     print(json.dumps({"status": "healthy", "url": _base_url(args), "config": str(rendered), **health}))
@@ -169,19 +172,64 @@ def _scale(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from ltrr.bench.report import run_bench
+    from ltrr.bench.stream import StreamConfig
+
+    if args.workload:
+        workloads = [args.workload]
+    else:
+        workloads = ["music-demo", "spotify", "scifact"]
+    cfg = StreamConfig(requests=args.requests, retrain_every=args.retrain_every, shadow_share=args.shadow_share,
+                       epsilon=args.epsilon, seed=args.seed)
+    out = run_bench(workloads, cfg, Path(args.state), Path(args.out), Path(args.data) if args.data else None,
+                    progress=not args.json)
+    print(f"report: {Path(args.out) / 'report.md'}", file=sys.stderr)
+    print(json.dumps(out) if args.json else json.dumps(out, indent=1))
+    return 0
+
+
 def _export_logs(state: Path, n_shards: int) -> Path:
     """Ask the running feedback actors to write their logs as Parquet; return the directory."""
     import ray
 
-    from deployments.feedback import lookup_shards
+    from ltrr.retrain import export_logs
 
-    out = (state / "exports" / time.strftime("%Y%m%d-%H%M%S")).resolve()
     ray.init(address="auto", namespace="ltrr", logging_level="ERROR")
     try:
-        ray.get([s.export.remote(str(out)) for s in lookup_shards(n_shards)])
+        return export_logs(state, n_shards)
     finally:
         ray.shutdown()
-    return out
+
+
+def _job(args: argparse.Namespace, action: str) -> int:
+    from ltrr import cluster, jobs
+
+    state = Path(args.state)
+    if not (state / "serve_config.yaml").is_file():
+        raise cluster.ClusterError(f"{state / 'serve_config.yaml'} does not exist: is ltrr up (with this --state)?")
+    while True:
+        job_id = jobs.submit(cluster.DASHBOARD, state, action, args.what, getattr(args, "tolerance", None))
+        print(json.dumps({"job_id": job_id, "status": "SUBMITTED"}), flush=True)
+        if args.wait or getattr(args, "every", None):
+            info = jobs.wait(cluster.DASHBOARD, job_id, args.timeout)
+            print(json.dumps({k: v for k, v in info.items() if k != "log_tail"} if info["status"] == "SUCCEEDED"
+                             else info, default=str), flush=True)
+            if info["status"] != "SUCCEEDED" and not getattr(args, "every", None):
+                return 1
+        if not getattr(args, "every", None):
+            return 0
+        time.sleep(args.every)
+
+
+def _retrain(args: argparse.Namespace) -> int:
+    if args.every is not None and args.every < 60:
+        raise BadRequest("--every must be at least 60 seconds")
+    return _job(args, "retrain")
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    return _job(args, "rollback")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -250,6 +298,33 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--promote", action="store_true", help="serve the new version (hot swap through user_config)")
     serving(tr)
     tr.set_defaults(func=_train_ranker)
+
+    rt = sub.add_parser("retrain", help="submit a retraining Ray Job: bandit (OPE-gated), ranker, or all")
+    rt.add_argument("--what", choices=["bandit", "ranker", "all"], default="all")
+    rt.add_argument("--tolerance", type=float, help="OPE gate tolerance in reward units (default 0.02)")
+    rt.add_argument("--wait", action="store_true", help="wait for the job and print its result")
+    rt.add_argument("--every", type=float, help="schedule: submit again every N seconds (runs until interrupted)")
+    serving(rt)
+    rt.set_defaults(func=_retrain)
+
+    rb = sub.add_parser("rollback", help="serve the previously promoted bandit or ranker version (a Ray Job)")
+    rb.add_argument("--what", choices=["bandit", "ranker"], required=True)
+    rb.add_argument("--wait", action="store_true", help="wait for the job and print its result")
+    serving(rb)
+    rb.set_defaults(func=_rollback)
+
+    bn = sub.add_parser("bench", help="the proof: ltrr against static plans and the oracle on simulated traffic")
+    bn.add_argument("--workload", help="music-demo, spotify, scifact or beir:DIR (default: the first three)")
+    bn.add_argument("--data", help="real data root (default: $LTRR_DATA) for spotify and scifact")
+    bn.add_argument("--requests", type=int, default=2000, help="requests in each workload's stream")
+    bn.add_argument("--retrain-every", type=int, default=400, help="retrain the bandit every N requests")
+    bn.add_argument("--shadow-share", type=float, default=0.1, help="share of shadow-exploration requests")
+    bn.add_argument("--epsilon", type=float, default=0.03, help="epsilon floor of the bandit's exploration")
+    bn.add_argument("--seed", type=int, default=0)
+    bn.add_argument("--state", default="state/bench", help="indexes, rankers and bandits of the bench")
+    bn.add_argument("--out", default="benchmarks", help="where report.md and report/*.png go")
+    bn.add_argument("--json", action="store_true", help="last line printed is one JSON object")
+    bn.set_defaults(func=_bench)
     return p
 
 

@@ -9,7 +9,9 @@ ranker `user_config` calls `reconfigure()` on the live replicas, no restart).
 """
 from __future__ import annotations
 
+import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -51,6 +53,20 @@ def start_ray(num_cpus: int) -> bool:
     return True
 
 
+def admin_token(state: Path) -> str:
+    """The admin token of this state directory: read from <state>/admin_token (mode 0600),
+    generated (256 random bits) on first use. Clients send `Authorization: Bearer <token>`."""
+    path = state / "admin_token"
+    if path.is_file():
+        return path.read_text().strip()
+    state.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token
+
+
 def render_config(template: Path, out: Path, index_dir: Path, state_dir: Path, port: int,
                   overrides: dict | None = None) -> dict:
     """Copy the Serve config with absolute paths (replicas do not share our cwd)."""
@@ -62,6 +78,8 @@ def render_config(template: Path, out: Path, index_dir: Path, state_dir: Path, p
     for dep in app.get("deployments", []):
         if dep["name"] == "ranker":
             dep.setdefault("user_config", {})["models_dir"] = str((state_dir / "models" / "ranker").resolve())
+        if dep["name"] == "orchestrator":
+            dep.setdefault("user_config", {})["bandit_dir"] = str((state_dir / "models" / "bandit").resolve())
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(yaml.safe_dump(config, sort_keys=False))
     return config
@@ -74,9 +92,10 @@ def deploy(config_path: Path) -> None:
         raise ClusterError(f"serve deploy failed:\n{proc.stdout}\n{proc.stderr}")
 
 
-def wait_healthy(base_url: str, timeout_s: float = 600, expect_ranker: str | None = None) -> dict:
+def wait_healthy(base_url: str, timeout_s: float = 600, expect_ranker: str | None = None,
+                 expect_policy: str | None = None) -> dict:
     """Poll until /healthz answers 200, every strategy has a running replica, and (if asked)
-    the ranker serves `expect_ranker`."""
+    the ranker serves `expect_ranker` and the orchestrator the policy `expect_policy`."""
     deadline = time.monotonic() + timeout_s
     last = "no answer"
     while time.monotonic() < deadline:
@@ -88,10 +107,12 @@ def wait_healthy(base_url: str, timeout_s: float = 600, expect_ranker: str | Non
                             if s["replicas"] < 1]
                 if starting:
                     last = f"strategies starting: {', '.join(starting)}"
-                elif expect_ranker is None or body.get("ranker") == expect_ranker:
-                    return body
-                else:
+                elif expect_ranker not in (None, body.get("ranker")):
                     last = f"ranker {body.get('ranker')}"
+                elif expect_policy not in (None, body.get("policy")):
+                    last = f"policy {body.get('policy')}"
+                else:
+                    return body
             else:
                 last = f"HTTP {r.status_code}"
         except httpx.HTTPError as exc:

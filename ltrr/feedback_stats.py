@@ -52,20 +52,36 @@ class FeedbackStats:
         self.user_requests: Counter = Counter()
         self.user_clicked: dict[str, deque] = {}
         self.query_clicks: Counter = Counter()
+        # per-user and per-query strategy history, for the bandit's context features
+        self.user_chosen: dict[str, Counter] = {}
+        self.user_hits: dict[str, Counter] = {}
+        self.query_requests: Counter = Counter()
+        self.query_chosen: dict[str, Counter] = {}
+        self.query_hits: dict[str, Counter] = {}
 
     def add_request(self, rec: RequestRecord, info: RequestInfo) -> None:
         self.requests += 1
         for strategies in info.items.values():
             self.fetched.update(strategies)
-        self.chosen.update(s for s, budget in rec.plan.budgets.items() if budget > 0)
+        called = [s for s, budget in rec.plan.budgets.items() if budget > 0 and s not in rec.failed]
+        self.chosen.update(called)
         if rec.user_id is not None:
             self.user_requests[rec.user_id] += 1
+            self.user_chosen.setdefault(rec.user_id, Counter()).update(called)
+        if info.query:
+            self.query_requests[info.query] += 1
+            self.query_chosen.setdefault(info.query, Counter()).update(called)
 
     def add_event(self, ev: EventRecord, info: RequestInfo) -> None:
         self.events += 1
         self.by_type[ev.type] += 1
         if ev.type in POSITIVE_TYPES:
-            self.hits.update(info.items.get(ev.item_id, ()))
+            found = info.items.get(ev.item_id, ())
+            self.hits.update(found)
+            if info.user_id is not None:
+                self.user_hits.setdefault(info.user_id, Counter()).update(found)
+            if info.query:
+                self.query_hits.setdefault(info.query, Counter()).update(found)
         if ev.type == "click" and info.query:
             self.query_clicks[info.query] += 1
         user = info.user_id
@@ -87,6 +103,18 @@ class FeedbackStats:
             "counts": dict(self.user_events.get(user_id, _zero_types())),
             "last_clicked": list(reversed(self.user_clicked.get(user_id, ()))),
         }
+
+    def context_history(self, user_id: str | None, query: str) -> dict:
+        """Per-strategy history for the bandit's context (`rl.features.History.from_json`):
+        {"user"|"query"|"overall": {"requests", "chosen": {strategy: n}, "hits": {strategy: n}}}.
+        `query` is normalized here, as requests are."""
+        q = normalize(query)
+        user = {"requests": self.user_requests.get(user_id, 0), "chosen": dict(self.user_chosen.get(user_id, {})),
+                "hits": dict(self.user_hits.get(user_id, {}))} if user_id is not None else {}
+        return {"user": user,
+                "query": {"requests": self.query_requests.get(q, 0), "chosen": dict(self.query_chosen.get(q, {})),
+                          "hits": dict(self.query_hits.get(q, {}))},
+                "overall": {"requests": self.requests, "chosen": dict(self.chosen), "hits": dict(self.hits)}}
 
     def snapshot(self) -> dict:
         return {

@@ -249,6 +249,10 @@ class FeedbackShard:
         with self._lock:
             return self._stats.user_history(user_id)
 
+    def context_history(self, user_id: str | None, query: str) -> dict:
+        with self._lock:
+            return self._stats.context_history(user_id, query)
+
     # -- export -------------------------------------------------------------------
     def export(self, out_dir: Path) -> dict:
         """Write requests-shard<i>.parquet and events-shard<i>.parquet (column `json` holds each

@@ -23,6 +23,11 @@ from rl.policy import Plan, Policy, PolicyContext
 RetrieveFn = Callable[[str, int, str | None, dict], Awaitable[list[tuple[str, float, int]]]]
 RankFn = Callable[[str, list[CandidateRecord]], Awaitable[tuple[str, list[tuple[str, float]]]]]
 LogFn = Callable[[RequestRecord], Awaitable[None]]
+ContextFn = Callable[[str, str | None, dict], Awaitable[np.ndarray]]
+
+
+async def no_features(query: str, user_id: str | None, context: dict) -> np.ndarray:
+    return np.zeros(0, dtype=np.float32)
 
 
 class Breaker:
@@ -59,8 +64,10 @@ class SearchResult:
 
 class SearchPipeline:
     def __init__(self, retrievers: dict[str, RetrieveFn], rank: RankFn, log: LogFn, policy: Policy,
-                 strategy_timeout_s: float = 1.0, ranker_timeout_s: float = 2.0, cooldown_s: float = 5.0):
+                 strategy_timeout_s: float = 1.0, ranker_timeout_s: float = 2.0, cooldown_s: float = 5.0,
+                 context_fn: ContextFn = no_features):
         self.retrievers = retrievers
+        self.context_fn = context_fn
         self.rank_fn = rank
         self.log_fn = log
         self.policy = policy
@@ -87,15 +94,19 @@ class SearchPipeline:
         timings: dict[str, float] = {}
         request_id = secrets.token_urlsafe(16)
         available = self.breaker.available(list(self.retrievers))
-        plan = self.policy.plan(PolicyContext(features=np.zeros(0), available=available))
+        features = await self.context_fn(query, user_id, context)
+        timings["features"] = (time.perf_counter() - t0) * 1000
+        plan = self.policy.plan(PolicyContext(features=features, available=available))
         timings["plan"] = (time.perf_counter() - t0) * 1000
 
         t1 = time.perf_counter()
         calls = [self._call(s, query, b, user_id, context) for s, b in plan.budgets.items() if b > 0]
         results: dict[str, list[Candidate]] = {}
         failed: list[str] = []
+        latency: dict[str, float] = {}
         for name, cands, ms in await asyncio.gather(*calls):
             timings[f"retrieve:{name}"] = ms
+            latency[name] = round(ms, 3)
             if cands is None:
                 failed.append(name)
             else:
@@ -119,6 +130,7 @@ class SearchPipeline:
         t3 = time.perf_counter()
         await self.log_fn(RequestRecord(
             request_id=request_id, ts=time.time(), query=query, user_id=user_id, context=context,
+            features=[float(x) for x in features], latency_ms=latency,
             plan=PlanRecord(budgets=plan.budgets, propensity=plan.propensity, policy_version=plan.policy_version,
                             shadow=plan.shadow),
             failed=failed, candidates=candidates, shown=[i for i, _ in shown], ranker_version=ranker_version))

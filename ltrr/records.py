@@ -53,6 +53,7 @@ class RequestRecord(BaseModel):
     features: list[float] = Field(default_factory=list, description="context features the policy saw")
     plan: PlanRecord
     failed: list[str] = Field(default_factory=list, description="strategies that failed or timed out")
+    latency_ms: dict[str, float] = Field(default_factory=dict, description="strategy -> measured call latency")
     candidates: list[CandidateRecord]
     shown: list[str] = Field(description="item ids in the order returned to the user")
     ranker_version: str

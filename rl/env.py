@@ -8,7 +8,8 @@ freely against these contexts without serving a single bad plan.
 Episode: `reset()` draws a logged context (uniformly, from the env's seeded generator;
 `options={"index": i}` picks one) and returns its features; `step(action)` maps one
 level index per strategy to budgets, forces unavailable strategies (failed in that
-request) to 0, and returns `plan_reward(...)` with `terminated=True`. The empty plan
+request) to 0, and returns `plan_reward(...)` with `terminated=True` (looked up in the
+context's cached `table`, equal to `plan_reward` up to float rounding). The empty plan
 (all budgets 0, chosen or produced by masking) retrieves nothing and costs nothing: its
 reward is 0. The observation returned by `step` is the same context's features.
 """
@@ -107,7 +108,10 @@ class ReplayBanditEnv(gym.Env):
             raise RuntimeError("call reset() before step()")
         ctx = self.contexts[self._current]
         budgets = self.budgets(action, ctx)
-        reward = plan_reward(ctx.candidates, ctx.acted, budgets, ctx.latency_ms, self.cfg)
+        if id(ctx) in self._own:  # fast path: the cached reward table (masked, so the raw action indexes it)
+            reward = self.table(ctx)[tuple(int(i) for i in np.asarray(action).reshape(-1))]
+        else:
+            reward = plan_reward(ctx.candidates, ctx.acted, budgets, ctx.latency_ms, self.cfg)
         info = {"index": self._current, "budgets": budgets}
         self._current = None  # one step per episode
         return ctx.features.copy(), float(reward), True, False, info
@@ -125,6 +129,13 @@ class ReplayBanditEnv(gym.Env):
         if id(ctx) in self._own:
             self._tables[id(ctx)] = t
         return t
+
+    def replica(self, seed: int | None = None) -> ReplayBanditEnv:
+        """A new env over the same context objects, strategies, levels and reward config that
+        shares this env's table cache, so vectorised copies compute each table only once."""
+        env = ReplayBanditEnv(self.contexts, self.strategies, self.levels, self.cfg, seed=seed)
+        env._own, env._tables = self._own, self._tables
+        return env
 
     def best_plan(self, ctx: LoggedContext, include_empty: bool = True) -> tuple[dict[str, int], float]:
         """The oracle: the plan with the highest reward for `ctx` and that reward.

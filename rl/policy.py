@@ -49,6 +49,10 @@ class Policy(Protocol):
 
     def plan(self, ctx: PolicyContext) -> Plan: ...
 
+    def prob(self, budgets: dict[str, int], ctx: PolicyContext) -> float:
+        """The probability that `plan(ctx)` returns `budgets` (exact)."""
+        ...
+
 
 class ActionSpace:
     """All plans over `strategies` x `levels`, except the empty plan (call nothing)."""
@@ -100,13 +104,22 @@ class FixedPolicy:
         self.version = version
 
     def propensity(self, budgets: dict[str, int], available: Sequence[str]) -> float:
+        """The exact probability of `budgets`; 0 for plans this policy never serves (empty,
+        a budget for an unavailable or unknown strategy, a level off the grid)."""
         n = self.space.size(available)
         if n == 0:
-            return 1.0
+            return 1.0 if not any(budgets.values()) else 0.0
+        if (not any(budgets.values()) or any(b not in self.space.levels for b in budgets.values())
+                or any(b > 0 and s not in available for s, b in budgets.items())
+                or any(s not in self.space.strategies for s, b in budgets.items() if b > 0)):
+            return 0.0
         fixed = self.space.mask(self.budgets, available)
         if not any(fixed.values()):  # the fixed plan is empty here: exploration is all there is
             return 1.0 / n
         return (1 - self.epsilon) * float(self.space.mask(budgets, available) == fixed) + self.epsilon / n
+
+    def prob(self, budgets: dict[str, int], ctx: PolicyContext) -> float:
+        return self.propensity(budgets, ctx.available)
 
     def plan(self, ctx: PolicyContext) -> Plan:
         fixed = self.space.mask(self.budgets, ctx.available)
@@ -117,3 +130,42 @@ class FixedPolicy:
         p = self.propensity(budgets, ctx.available)
         assert p > 0 and math.isfinite(p)
         return Plan(budgets=budgets, propensity=p, policy_version=self.version)
+
+
+class ShadowPolicy:
+    """Shadow exploration around a serving policy: with probability `share` call every
+    available strategy at the top budget and flag the plan `shadow`, else ask `base`.
+
+    Shadow requests log every candidate's provenance at full depth, so the reward of any
+    plan can be recomputed for them afterwards (`rl.reward`): full-information training
+    data. The logged propensity is the mixture's, exact:
+    p(b) = share * [b == full plan] + (1 - share) * base.prob(b).
+    """
+
+    def __init__(self, base: Policy, share: float, seed: int = 0):
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"shadow share must be in [0, 1], got {share}")
+        self.base = base
+        self.share = share
+        self.rng = np.random.default_rng(seed + 7919)
+
+    @property
+    def version(self) -> str:
+        return self.base.version
+
+    def full(self, ctx: PolicyContext) -> dict[str, int]:
+        space: ActionSpace = self.base.space  # type: ignore[attr-defined]
+        top = max(space.levels)
+        return {s: (top if s in ctx.available else 0) for s in space.strategies}
+
+    def prob(self, budgets: dict[str, int], ctx: PolicyContext) -> float:
+        full = self.full(ctx)
+        return self.share * float(budgets == full and any(full.values())) + (1 - self.share) * self.base.prob(
+            budgets, ctx)
+
+    def plan(self, ctx: PolicyContext) -> Plan:
+        full = self.full(ctx)
+        if any(full.values()) and self.rng.random() < self.share:
+            return Plan(budgets=full, propensity=self.prob(full, ctx), policy_version=self.version, shadow=True)
+        chosen = self.base.plan(ctx)
+        return Plan(budgets=chosen.budgets, propensity=self.prob(chosen.budgets, ctx), policy_version=self.version)

@@ -110,6 +110,7 @@ def comparable_deployments(config: dict) -> dict:
         entry = {k: copy.deepcopy(dep.get(k)) for k in COMPARED_KEYS}
         if entry["user_config"]:
             entry["user_config"].pop("models_dir", None)
+            entry["user_config"].pop("bandit_dir", None)
         out[dep["name"]] = entry
     return out
 

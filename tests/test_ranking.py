@@ -16,6 +16,7 @@ import xgboost as xgb
 from ltrr.data.clicks import ClickModel
 from ltrr.data.model import Item
 from ltrr.data.registry import load_dataset
+from ltrr.feedback_store import FeedbackShard, read_export
 from ltrr.index_store import IndexHandle, build_index
 from ltrr.records import CandidateRecord, EventRecord, Hit, PlanRecord, RequestRecord
 from ranking import model as model_mod
@@ -32,7 +33,6 @@ from ranking.model import (
     rank,
     write_artifact,
 )
-from ltrr.feedback_store import FeedbackShard, read_export
 from ranking.train import (
     RankerTrainConfig,
     candidates_for,

@@ -187,6 +187,77 @@ def test_ranker_hot_swap_under_traffic(service, client):
     assert "fallback-rrf" in versions  # traffic ran before the swap ...
 
 
+def test_retrain_job_under_traffic_swaps_bandit_and_ranker(service, client):
+    """`ltrr retrain --what all` runs as a Ray Job while `ltrr simulate` sends traffic: the
+    bandit trains on the shadow requests, its OPE estimate is recorded, both new versions
+    serve afterwards, and no request fails. The gate's tolerance is opened wide here so the
+    swap itself is exercised whatever PPO learns from a few hundred requests; the gate's
+    arithmetic is tested in test_ope.py and test_context_features.py."""
+    import json
+
+    warm = ltrr("simulate", "--requests", "250", "--dataset", DATASET, "--port", str(PORT), "--concurrency", "4",
+                "--seed", "3")
+    assert warm.returncode == 0, warm.stdout + warm.stderr
+    sim = subprocess.Popen([sys.executable, "-m", "ltrr.cli", "simulate", "--requests", "300", "--dataset", DATASET,
+                            "--port", str(PORT), "--concurrency", "2", "--seed", "4"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        proc = ltrr("retrain", "--what", "all", "--wait", "--tolerance", "10", "--state", str(service["state"]),
+                    "--port", str(PORT), "--timeout", "1200", timeout=1500)
+    finally:
+        out, err = sim.communicate(timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    traffic = json.loads(out.strip().splitlines()[-1])
+    assert traffic["statuses"].get("search 200") == 300, traffic
+    assert traffic["counts_match"], traffic
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert info["status"] == "SUCCEEDED", info
+    result = info["result"]
+    bandit, ranker = result["bandit"], result["ranker"]
+    assert bandit["promoted"] and ranker["promoted"]
+    assert bandit["trained_on_shadow_requests"] >= 20
+    record = json.loads((service["state"] / "models" / "bandit" / bandit["version"] / "promotion.json").read_text())
+    for side in ("candidate", "serving"):
+        for est in ("ips", "snips", "dr"):
+            row = record["ope"][side][est]
+            assert row["ci_low"] <= row["value"] <= row["ci_high"] and row["n"] > 0
+    assert record["serving_online_value"]["requests"] > 0
+    health = client.get("/healthz").json()
+    assert health["policy"] == bandit["version"] and health["ranker"] == ranker["version"]
+    body = search(client, "chill jazz")
+    assert body["versions"] == {"policy": bandit["version"], "ranker": ranker["version"]}
+    assert 0 < body["plan"]["propensity"] <= 1
+    service["retrain_job"] = info["job_id"]
+
+
+def test_admin_endpoints_need_the_token(service, client):
+    token = (service["state"] / "admin_token").read_text().strip()
+    assert client.post("/admin/retrain", json={"what": "bandit"}).status_code == 401
+    bad = client.post("/admin/retrain", json={"what": "bandit"}, headers={"Authorization": "Bearer nope"})
+    assert bad.status_code == 403
+    auth = {"Authorization": f"Bearer {token}"}
+    assert client.get("/admin/jobs/whatever", headers={"Authorization": "Bearer nope"}).status_code == 403
+    assert client.post("/admin/retrain", json={"what": "everything"}, headers=auth).status_code == 422
+    assert client.get("/admin/jobs/no-such-job", headers=auth).status_code == 404
+    job = service.get("retrain_job")
+    if job:
+        r = client.get(f"/admin/jobs/{job}", headers=auth)
+        assert r.status_code == 200 and r.json()["status"] == "SUCCEEDED", r.text
+
+
+def test_rollback_serves_the_previous_policy(service, client):
+    import json
+
+    before = client.get("/healthz").json()["policy"]
+    assert before.startswith("bandit-"), "runs after the retrain test promoted a bandit"
+    proc = ltrr("rollback", "--what", "bandit", "--wait", "--state", str(service["state"]), "--port", str(PORT))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert info["result"]["from"] == before and info["result"]["to"] == "fixed"
+    assert client.get("/healthz").json()["policy"] == "fixed-v1"
+    assert search(client, "chill jazz")["versions"]["policy"] == "fixed-v1"
+
+
 def _replica_ids(ray_driver) -> dict[str, set[str]]:
     from ray.util.state import list_actors
 

@@ -1,0 +1,191 @@
+"""The bench's simulated traffic: one query stream, ltrr learning online, static baselines.
+
+Simulated users send traffic-split queries drawn with Zipf repeats. For request t the
+user's actions come from the click simulator on the ranker's order of the full fan-out
+(top 10 shown; clicks and plays by relevance and position): what the user wants. Every
+system is scored on the same actions with the reward of `rl.reward` (acted items in the
+plan's union, discounted by the rank that found them, minus the candidate and latency
+cost of the plan), so the comparison is paired request by request.
+
+ltrr serves as the orchestrator does: features (`rl.features`) from its own feedback
+aggregates (`FeedbackStats`, fed only with what it could observe: its plan's candidates
+and the actions on them), a plan from `ShadowPolicy(base)` with exact propensities, a
+cold-start fixed plan until the first training. Every `retrain_every` requests it
+trains a PPO bandit on its shadow requests so far (`rl.train`), gates it with OPE on the
+window's logs (`rl.promotion`), and serves it if not worse.
+
+Baselines score the same stream: each strategy alone at budget 100, full fan-out, RRF
+(lexical + dense at 100), the best fixed plan in hindsight (the plan with the largest
+total reward over the whole stream), and the per-request oracle (best non-empty plan).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+from tqdm import tqdm
+
+from ltrr.bench.workload import TOP, Workload, fan_out, median_latency, ranked
+from ltrr.data.clicks import ClickModel
+from ltrr.feedback_stats import FeedbackStats, RequestInfo
+from ltrr.records import CandidateRecord, EventRecord, PlanRecord, RequestRecord
+from retrievers import STRATEGIES
+from rl.env import LoggedContext
+from rl.features import FEATURE_NAMES, ContextFeaturizer, History
+from rl.policy import DEFAULT_BUDGETS, ActionSpace, FixedPolicy, PolicyContext, ShadowPolicy
+from rl.promotion import LoggedDecision, gate, reward_model
+from rl.reward import RewardConfig, plan_grid, reward_table, union_under_plan
+from rl.train import PPOConfig, train_bandit
+
+EVENT_WEIGHT = {"click": 1.0, "play": 2.0}
+
+
+class StreamConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    requests: int = Field(2000, ge=50, description="requests in the simulated stream")
+    retrain_every: int = Field(400, ge=20, description="retrain the bandit after this many requests")
+    shadow_share: float = Field(0.1, ge=0, le=1, description="share of ltrr's requests that are shadow exploration")
+    epsilon: float = Field(0.03, ge=0, le=1, description="epsilon floor: share of uniformly random plans")
+    temperature: float = Field(0.3, gt=0, le=10, description="the bandit samples from softmax(logits / temperature)")
+    min_shadow: int = Field(40, ge=1, description="shadow requests needed before the first training")
+    zipf: float = Field(1.1, gt=0, description="Zipf exponent of query popularity (repeats)")
+    users: int = Field(50, ge=1, description="simulated users")
+    seed: int = Field(0, description="seed of the stream, the clicks and the policies")
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    ppo: PPOConfig = Field(default_factory=PPOConfig)
+
+
+@dataclass
+class StreamResult:
+    rewards: dict[str, np.ndarray]  # system -> reward per request
+    plans: dict[str, dict[str, int]]  # static systems' plans (best_fixed found in hindsight)
+    ltrr_budgets: list[dict[str, int]]
+    retrains: list[dict[str, Any]] = field(default_factory=list)
+    policy: Any = None
+    featurizer: ContextFeaturizer | None = None
+    stats: FeedbackStats | None = None
+
+
+def static_plans() -> dict[str, dict[str, int]]:
+    zero = {s: 0 for s in STRATEGIES}
+    plans = {s: {**zero, s: TOP} for s in STRATEGIES}
+    plans["full_fanout"] = {s: TOP for s in STRATEGIES}
+    plans["rrf"] = {**zero, "lexical": TOP, "dense": TOP}
+    return plans
+
+
+def flat_index(space: ActionSpace, budgets: dict[str, int]) -> int:
+    idx = tuple(space.levels.index(budgets.get(s, 0)) for s in space.strategies)
+    return int(np.ravel_multi_index(idx, (len(space.levels),) * len(space.strategies)))
+
+
+def run_stream(wl: Workload, cfg: StreamConfig, work_dir: Path, progress: bool = True) -> StreamResult:
+    rng = np.random.default_rng(cfg.seed)
+    judged = sorted(wl.traffic.judged().items())
+    weights = 1.0 / np.arange(1, len(judged) + 1) ** cfg.zipf
+    order = rng.permutation(len(judged))
+    picks = [judged[order[i]] for i in rng.choice(len(judged), size=cfg.requests, p=weights / weights.sum())]
+    users = [f"user-{int(u)}" for u in rng.integers(0, cfg.users, size=cfg.requests)]
+    fan_out(wl, [t for _, t in picks], progress)
+    latency = median_latency(wl)
+    space = ActionSpace(STRATEGIES)
+    grid = plan_grid(space)
+    featurizer = ContextFeaturizer.from_catalog(wl.catalog.values(), wl.index.schema)
+    clicker = ClickModel(seed=cfg.seed)
+    shown_cache: dict[str, list[str]] = {}
+    stats = FeedbackStats()
+    serving: Any = ShadowPolicy(FixedPolicy(STRATEGIES, DEFAULT_BUDGETS, cfg.epsilon, cfg.seed), cfg.shadow_share,
+                                cfg.seed)
+    statics = static_plans()
+    static_idx = {k: flat_index(space, b) for k, b in statics.items()}
+    rewards = {k: np.zeros(cfg.requests) for k in [*statics, "ltrr", "oracle"]}
+    tables = np.zeros((cfg.requests, len(grid)), dtype=np.float32)
+    ltrr_budgets: list[dict[str, int]] = []
+    pool: list[LoggedContext] = []
+    window: list[LoggedDecision] = []
+    window_tables: list[np.ndarray] = []
+    retrains: list[dict[str, Any]] = []
+    t0 = 1_700_000_000.0
+    for t in tqdm(range(cfg.requests), desc=f"{wl.name}: stream", unit="req", disable=not progress):
+        qid, text = picks[t]
+        fo = wl.fanout[text]
+        if text not in shown_cache:
+            shown_cache[text] = ranked(wl, text, fo.candidates)[0][:10]
+        events = clicker.simulate(shown_cache[text], wl.traffic.qrels.get(qid, {}))
+        acted: dict[str, float] = {}
+        for e in events:
+            acted[e.item_id] = max(acted.get(e.item_id, 0.0), EVENT_WEIGHT[e.type])
+        table = reward_table(fo.candidates, acted, latency, space, cfg.reward).ravel()
+        tables[t] = table
+        for k, i in static_idx.items():
+            rewards[k][t] = table[i]
+        rewards["oracle"][t] = table[1:].max()
+        # ltrr: features from what it has observed, a plan, the reward of that plan
+        hist = History.from_json(stats.context_history(users[t], text))
+        x = featurizer.featurize(text, hist, ts=t0 + 3.0 * t)
+        ctx = PolicyContext(features=x, available=tuple(STRATEGIES))
+        plan = serving.plan(ctx)
+        a = flat_index(space, plan.budgets)
+        rewards["ltrr"][t] = table[a]
+        ltrr_budgets.append(plan.budgets)
+        got = union_under_plan(fo.candidates, plan.budgets)
+        cands = [CandidateRecord.model_construct(item_id=c.item_id, hits={
+            s: h for s, h in c.hits.items() if plan.budgets.get(s, 0) >= h.rank}) for c in fo.candidates
+            if c.item_id in got]
+        rid = f"r{t}"
+        rec = RequestRecord.model_construct(
+            request_id=rid, ts=t0 + 3.0 * t, query=text, user_id=users[t], context={}, features=[],
+            plan=PlanRecord.model_construct(budgets=plan.budgets, propensity=plan.propensity,
+                                            policy_version=plan.policy_version, shadow=plan.shadow),
+            failed=[], latency_ms={}, candidates=cands, shown=[], ranker_version=wl.ranker.version)
+        info = RequestInfo.of(rec)
+        stats.add_request(rec, info)
+        for j, e in enumerate(events):
+            if e.item_id in got:
+                stats.add_event(EventRecord.model_construct(event_id=f"{rid}-{j}", request_id=rid, item_id=e.item_id,
+                                                            type=e.type, position=e.position, ts=rec.ts), info)
+        window.append(LoggedDecision(x, plan.budgets, plan.propensity, float(table[a]), tuple(STRATEGIES),
+                                     plan.shadow, table if plan.shadow else None))
+        if plan.shadow:
+            pool.append(LoggedContext(x, fo.candidates, acted, latency, tuple(STRATEGIES), rid))
+            window_tables.append(table)
+        if (t + 1) % cfg.retrain_every == 0 and t + 1 < cfg.requests and len(pool) >= cfg.min_shadow:
+            retrains.append(_retrain(wl, cfg, work_dir, pool, window, window_tables or [table], serving, space,
+                                     t + 1, progress))
+            if retrains[-1]["promoted"]:
+                serving = retrains[-1].pop("policy")
+            else:
+                retrains[-1].pop("policy")
+            window = []
+    best = int(np.argmax(tables[:, 1:].sum(axis=0))) + 1
+    rewards["best_fixed"] = tables[:, best].astype(np.float64)
+    statics["best_fixed"] = {s: int(b) for s, b in zip(STRATEGIES, grid[best])}
+    return StreamResult(rewards, statics, ltrr_budgets, retrains, serving, featurizer, stats)
+
+
+def _retrain(wl: Workload, cfg: StreamConfig, work_dir: Path, pool: list[LoggedContext],
+             window: list[LoggedDecision], tables: list[np.ndarray], serving: Any, space: ActionSpace, at: int,
+             progress: bool) -> dict[str, Any]:
+    from rl.bandit import BanditPolicy
+
+    start = time.perf_counter()
+    version = f"{wl.name}-bandit-{at:06d}"
+    art = train_bandit(list(pool), list(STRATEGIES), (work_dir / "bandit").resolve(), version, reward=cfg.reward, ppo=cfg.ppo,
+                       feature_names=FEATURE_NAMES, progress=False)
+    seconds = time.perf_counter() - start
+    candidate = ShadowPolicy(BanditPolicy.load(art.path, epsilon=cfg.epsilon, seed=cfg.seed + at,
+                                                  temperature=cfg.temperature),
+                             cfg.shadow_share, cfg.seed + at)
+    decision = gate(candidate, serving, window, space, reward_model(tables))
+    if progress:
+        cmp = decision["comparison"]
+        tqdm.write(f"{wl.name}: retrain at {at}: {len(pool)} shadow contexts, {seconds:.0f}s; "
+                   f"{decision['estimator']} candidate {cmp['target']:.3f} vs serving {cmp['serving']:.3f} "
+                   f"(CI of the difference {cmp['ci_low']:.3f}..{cmp['ci_high']:.3f}) -> "
+                   f"{'promote' if decision['promote'] else 'keep'}")
+    return {"at": at, "version": version, "shadow_contexts": len(pool), "train_seconds": round(seconds, 1),
+            "promoted": decision["promote"], "ope": decision, "policy": candidate}
