@@ -180,8 +180,10 @@ def _bench(args: argparse.Namespace) -> int:
         workloads = [args.workload]
     else:
         workloads = ["music-demo", "spotify", "scifact"]
+    from rl.train import PPOConfig
+
     cfg = StreamConfig(requests=args.requests, retrain_every=args.retrain_every, shadow_share=args.shadow_share,
-                       epsilon=args.epsilon, seed=args.seed)
+                       epsilon=args.epsilon, seed=args.seed, ppo=PPOConfig(iterations=args.ppo_iterations))
     out = run_bench(workloads, cfg, Path(args.state), Path(args.out), Path(args.data) if args.data else None,
                     progress=not args.json)
     print(f"report: {Path(args.out) / 'report.md'}", file=sys.stderr)
@@ -320,6 +322,7 @@ def parser() -> argparse.ArgumentParser:
     bn.add_argument("--retrain-every", type=int, default=400, help="retrain the bandit every N requests")
     bn.add_argument("--shadow-share", type=float, default=0.1, help="share of shadow-exploration requests")
     bn.add_argument("--epsilon", type=float, default=0.03, help="epsilon floor of the bandit's exploration")
+    bn.add_argument("--ppo-iterations", type=int, default=60, help="PPO iterations per retraining")
     bn.add_argument("--seed", type=int, default=0)
     bn.add_argument("--state", default="state/bench", help="indexes, rankers and bandits of the bench")
     bn.add_argument("--out", default="benchmarks", help="where report.md and report/*.png go")

@@ -22,6 +22,8 @@ from tqdm import tqdm
 from ltrr.bench.stream import EVENT_WEIGHT, StreamConfig, StreamResult
 from ltrr.bench.workload import Workload, fan_out, median_latency, ranked
 from ltrr.data.clicks import ClickModel
+from ltrr.records import CandidateRecord
+from ranking.features import rrf_sum
 from retrievers import STRATEGIES
 from rl.features import History
 from rl.policy import ActionSpace, PolicyContext, ShadowPolicy
@@ -61,9 +63,12 @@ def evaluate_heldout(wl: Workload, res: StreamResult, cfg: StreamConfig, progres
         plans["oracle"] = {s: int(b) for s, b in zip(STRATEGIES, grid[best])}
         for system, budgets in plans.items():
             got = union_under_plan(fo.candidates, budgets)
-            cands = [c for c in fo.candidates if c.item_id in got]
-            if system == "rrf":
-                order, ms = [c.item_id for c in cands], 0.0  # union() already orders by RRF
+            # each candidate keeps only the hits the plan would have produced
+            cands = [CandidateRecord.model_construct(item_id=c.item_id, hits={
+                s: h for s, h in c.hits.items() if budgets.get(s, 0) >= h.rank}) for c in fo.candidates
+                if c.item_id in got]
+            if system == "rrf":  # RRF over the plan's own lists (lexical and dense), not the full fan-out's
+                order, ms = [c.item_id for c in sorted(cands, key=lambda c: (-rrf_sum(c.hits), c.item_id))], 0.0
             else:
                 order, ms = ranked(wl, text, cands) if cands else ([], 0.0)
             called = [s for s, b in budgets.items() if b > 0]

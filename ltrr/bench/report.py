@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 
 from ltrr.bench.heldout import evaluate_heldout  # noqa: E402
 from ltrr.bench.stream import StreamConfig, StreamResult, run_stream  # noqa: E402
-from ltrr.bench.workload import load_workload  # noqa: E402
+from ltrr.bench.workload import Workload, load_workload  # noqa: E402
 
 CURVE_SYSTEMS = ("ltrr", "best_fixed", "full_fanout", "rrf", "oracle")
 KEYS = ("reward_last_quarter", "candidate_recall", "ndcg@10", "candidates_per_query", "p50_ms")
@@ -61,10 +61,9 @@ def plot(name: str, res: StreamResult, out_dir: Path) -> tuple[str, str]:
     return curve.name, regret.name
 
 
-def bench_one(workload: str, cfg: StreamConfig, state: Path, out_dir: Path, data_root: Path | None,
+def bench_one(wl: Workload, cfg: StreamConfig, state: Path, out_dir: Path,
               progress: bool) -> tuple[str, dict[str, dict], dict[str, Any]]:
     start = time.perf_counter()
-    wl = load_workload(workload, state, data_root, progress)
     res = run_stream(wl, cfg, state / wl.name, progress)
     held = evaluate_heldout(wl, res, cfg, progress)
     table = {s: {"reward_last_quarter": round(last_quarter(res.rewards[s]), 4), **held[s]} for s in held}
@@ -114,8 +113,11 @@ def write_report(results: dict[str, dict], metas: dict[str, dict], cfg: StreamCo
 def run_bench(workloads: list[str], cfg: StreamConfig, state: Path, out_dir: Path, data_root: Path | None = None,
               progress: bool = True) -> dict[str, dict]:
     results, metas = {}, {}
-    for w in workloads:
-        name, table, meta = bench_one(w, cfg, state, out_dir, data_root, progress)
+    # every index is built before the first PPO training: a Lucene indexing run in a process
+    # that already started Ray and RLlib crashed the JVM (SIGSEGV in a ForkJoinPool thread)
+    loaded = [load_workload(w, state, data_root, progress) for w in workloads]
+    for wl in loaded:
+        name, table, meta = bench_one(wl, cfg, state, out_dir, progress)
         results[name], metas[name] = table, meta
         (out_dir / "report").mkdir(parents=True, exist_ok=True)
         (out_dir / "report" / f"{name}.json").write_text(json.dumps({"results": table, "meta": meta}, indent=1,

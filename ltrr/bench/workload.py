@@ -10,12 +10,14 @@ it is not updated from the bench's clicks, and explore's random draw is fixed pe
 
 Workload names: `music-demo` (builtin:music-demo), `spotify` and `scifact` (under
 LTRR_DATA, or `--data`), `beir:DIR` (any BEIR directory; without a train qrels file its
-test queries are split by a hash of the query id into traffic and held-out halves).
+test queries are split by a hash of the query id into traffic and held-out halves), and
+any `builtin:` spec (e.g. `builtin:music-demo?n_tracks=600`, used by the tests).
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -66,6 +68,8 @@ def resolve(name: str, data_root: Path | None) -> tuple[str, str]:
     """(workload label, dataset spec) for a workload name."""
     if name == "music-demo":
         return name, "builtin:music-demo"
+    if name.startswith("builtin:"):  # e.g. builtin:music-demo?n_tracks=600 (a smaller catalogue)
+        return re.sub(r"[^a-zA-Z0-9]+", "-", name[len("builtin:"):]).strip("-"), name
     if name in ("spotify", "scifact"):
         root = data_root or (Path(os.environ["LTRR_DATA"]) if os.environ.get("LTRR_DATA") else None)
         if root is None:
