@@ -15,8 +15,11 @@ class PolicyArgs(BaseModel):
                                     description="the fixed plan: candidates per strategy (0, 10, 25, 50 or 100)")
     epsilon: float = Field(0.1, ge=0, le=1, description="share of requests that get a uniformly random plan "
                            "(the fixed policy's exploration, and the trained bandit's epsilon floor)")
-    shadow_share: float = Field(0.1, ge=0, le=1, description="share of requests that are shadow exploration: every "
-                                "strategy at its top budget, logged for counterfactual training")
+    shadow_share: float = Field(0.1, ge=0, le=1, description="share of requests that are shadow exploration (every "
+                                "strategy at its top budget, logged for counterfactual training) while the cold-start "
+                                "fixed policy serves")
+    shadow_share_trained: float = Field(0.03, ge=0, le=1, description="the shadow share once a trained bandit serves: "
+                                        "exploration costs reward, so it drops when there is a policy to exploit")
     temperature: float = Field(0.3, gt=0, le=10, description="a trained bandit samples each strategy's budget from "
                                "softmax(logits / temperature): below 1 sharpens towards the most likely plan")
     seed: int = Field(0, description="seed of the exploration draws")

@@ -4,8 +4,9 @@
 - `fixed`: the cold-start fixed plan with epsilon-uniform exploration (`rl.policy.FixedPolicy`);
 - `latest`: the newest trained bandit under the bandit directory;
 - any other name: that bandit artifact (`rl.bandit.BanditPolicy`, the RLModule alone).
-Either is wrapped in `ShadowPolicy` with the configured shadow share, so logged
-propensities are those of the mixture actually served.
+Either is wrapped in `ShadowPolicy` with the configured shadow share (`shadow_share` for
+the fixed policy, `shadow_share_trained` for a bandit), so logged propensities are those
+of the mixture actually served.
 """
 from __future__ import annotations
 
@@ -45,4 +46,5 @@ def build_policy(args: AppArgs, strategies: list[str], version: str, bandit_dir:
         if list(base.strategies) != list(strategies):
             raise ValueError(f"bandit {version} was trained for strategies {base.strategies}, "
                              f"the app serves {strategies}")
+        return ShadowPolicy(base, p.shadow_share_trained, p.seed)
     return ShadowPolicy(base, p.shadow_share, p.seed)

@@ -183,7 +183,8 @@ def _bench(args: argparse.Namespace) -> int:
     from rl.train import PPOConfig
 
     cfg = StreamConfig(requests=args.requests, retrain_every=args.retrain_every, shadow_share=args.shadow_share,
-                       epsilon=args.epsilon, seed=args.seed, ppo=PPOConfig(iterations=args.ppo_iterations))
+                       shadow_share_trained=args.shadow_share_trained, epsilon=args.epsilon,
+                       temperature=args.temperature, seed=args.seed, ppo=PPOConfig(iterations=args.ppo_iterations))
     out = run_bench(workloads, cfg, Path(args.state), Path(args.out), Path(args.data) if args.data else None,
                     progress=not args.json)
     print(f"report: {Path(args.out) / 'report.md'}", file=sys.stderr)
@@ -321,7 +322,9 @@ def parser() -> argparse.ArgumentParser:
     bn.add_argument("--requests", type=int, default=2000, help="requests in each workload's stream")
     bn.add_argument("--retrain-every", type=int, default=400, help="retrain the bandit every N requests")
     bn.add_argument("--shadow-share", type=float, default=0.1, help="share of shadow-exploration requests")
+    bn.add_argument("--shadow-share-trained", type=float, default=0.03, help="shadow share once a bandit serves")
     bn.add_argument("--epsilon", type=float, default=0.03, help="epsilon floor of the bandit's exploration")
+    bn.add_argument("--temperature", type=float, default=0.3, help="the bandit samples from softmax(logits / T)")
     bn.add_argument("--ppo-iterations", type=int, default=60, help="PPO iterations per retraining")
     bn.add_argument("--seed", type=int, default=0)
     bn.add_argument("--state", default="state/bench", help="indexes, rankers and bandits of the bench")

@@ -48,7 +48,8 @@ class StreamConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     requests: int = Field(2000, ge=50, description="requests in the simulated stream")
     retrain_every: int = Field(400, ge=20, description="retrain the bandit after this many requests")
-    shadow_share: float = Field(0.1, ge=0, le=1, description="share of ltrr's requests that are shadow exploration")
+    shadow_share: float = Field(0.1, ge=0, le=1, description="shadow exploration share while the fixed plan serves")
+    shadow_share_trained: float = Field(0.03, ge=0, le=1, description="shadow share once a trained bandit serves")
     epsilon: float = Field(0.03, ge=0, le=1, description="epsilon floor: share of uniformly random plans")
     temperature: float = Field(0.3, gt=0, le=10, description="the bandit samples from softmax(logits / temperature)")
     min_shadow: int = Field(40, ge=1, description="shadow requests needed before the first training")
@@ -179,7 +180,7 @@ def _retrain(wl: Workload, cfg: StreamConfig, work_dir: Path, pool: list[LoggedC
     seconds = time.perf_counter() - start
     candidate = ShadowPolicy(BanditPolicy.load(art.path, epsilon=cfg.epsilon, seed=cfg.seed + at,
                                                   temperature=cfg.temperature),
-                             cfg.shadow_share, cfg.seed + at)
+                             cfg.shadow_share_trained, cfg.seed + at)
     decision = gate(candidate, serving, window, space, reward_model(tables))
     if progress:
         cmp = decision["comparison"]
