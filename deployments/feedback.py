@@ -14,6 +14,7 @@ from pathlib import Path
 
 import ray
 
+from deployments.metrics import FeedbackMetrics
 from ltrr.feedback_store import FeedbackShard, shard_of
 from ltrr.records import EventRecord, RequestRecord
 
@@ -30,13 +31,18 @@ class FeedbackActor:
 
     def __init__(self, directory: str, shard: int):
         self.store = FeedbackShard(Path(directory), shard)
+        self.metrics = FeedbackMetrics()
 
     def log_request(self, record_json: str) -> None:
         self.store.log_request(RequestRecord.model_validate_json(record_json))
 
     def add_events(self, request_id: str, events_json: list[str]) -> dict:
         events = [EventRecord.model_validate_json(e) for e in events_json]
+        before = self.store.counters()  # one call at a time (max_concurrency=1): the delta is this call's
         res = self.store.add_events(request_id, events)
+        after = self.store.counters()
+        self.metrics.record({t: n - before["events_by_type"].get(t, 0) for t, n in after["events_by_type"].items()},
+                            {s: n - before["hits"].get(s, 0) for s, n in after["hits"].items()})
         return {"accepted": res.accepted, "duplicates": res.duplicates, "stored_total": res.stored_total}
 
     def stats(self) -> dict:

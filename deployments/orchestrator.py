@@ -24,6 +24,7 @@ from ray import serve
 
 from deployments.config import AppArgs
 from deployments.feedback import get_shards, merge_stats, route
+from deployments.metrics import ServeMetrics
 from deployments.policy_loader import build_policy
 from deployments.retriever import deployment_name
 from deployments.schemas import (
@@ -70,6 +71,7 @@ class Orchestrator:
         self.featurizer = ContextFeaturizer.from_catalog(self.catalog.values(), index.schema)
         self.policy = build_policy(self.args, list(retrievers), "fixed")
         self.policy_version_config = "fixed"
+        self.metrics = ServeMetrics()
         self.shards = get_shards(self.args.feedback_dir, self.args.feedback_shards)
         self.pipeline = SearchPipeline(
             {name: self._retrieve_fn(handle) for name, handle in retrievers.items()},
@@ -135,6 +137,13 @@ class Orchestrator:
         res = await self.pipeline.search(req.query, req.k, req.user_id, req.context)
         found_by = res.found_by
         plan = res.plan
+        fetched: dict[str, int] = {}
+        for c in res.candidates:
+            for s in c.hits:
+                fetched[s] = fetched.get(s, 0) + 1
+        self.metrics.record(plan.budgets, fetched,
+                            {k.split(":", 1)[1]: v for k, v in res.timings_ms.items() if k.startswith("retrieve:")},
+                            res.failed, plan.policy_version, res.ranker_version)
         return SearchResponse(
             request_id=res.request_id,
             results=[ResultItem(item_id=i, score=s, rank=r, fields=self._display(i), strategies=found_by[i])

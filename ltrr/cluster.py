@@ -45,8 +45,11 @@ def start_ray(num_cpus: int) -> bool:
     """Start a head node on 127.0.0.1 unless one runs; True if this call started it."""
     if ray_running():
         return False
+    from deployments.metrics import METRICS_PORT
+
     cmd = [_bin("ray"), "start", "--head", f"--num-cpus={num_cpus}", "--node-ip-address=127.0.0.1",
-           "--dashboard-host=127.0.0.1", "--include-dashboard=true", "--disable-usage-stats"]
+           "--dashboard-host=127.0.0.1", "--include-dashboard=true", "--disable-usage-stats",
+           f"--metrics-export-port={METRICS_PORT}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     if proc.returncode != 0:
         raise ClusterError(f"ray start failed:\n{proc.stdout}\n{proc.stderr}")

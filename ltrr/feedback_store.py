@@ -241,6 +241,11 @@ class FeedbackShard:
             return {"shard": self.shard, **self._stats.snapshot(), "latest_seq": self._event_lines,
                     "memory_updates": len(self._updates)}
 
+    def counters(self) -> dict[str, dict[str, int]]:
+        """Cheap running totals for metrics: events by type and hits by strategy."""
+        with self._lock:
+            return {"events_by_type": dict(self._stats.by_type), "hits": dict(self._stats.hits)}
+
     def strategy_stats(self) -> dict[str, dict[str, int]]:
         with self._lock:
             return self._stats.strategy_stats()

@@ -145,6 +145,25 @@ def test_simulate_counts_match(service):
     assert result["events_acked"] > 0 and result["counts_match"]
 
 
+def test_prometheus_metrics(client):
+    """Per-strategy choices, candidates, hits and latency, serving versions and stored
+    events appear on the node's Prometheus endpoint (after the simulate test's traffic)."""
+    from deployments.metrics import METRICS_PORT
+
+    search(client, "chill jazz")
+    wanted = ["ray_ltrr_strategy_chosen", "ray_ltrr_strategy_fetched", "ray_ltrr_strategy_hits",
+              "ray_ltrr_strategy_latency_ms", "ray_ltrr_serving_versions", "ray_ltrr_feedback_events_stored"]
+    deadline, text = time.monotonic() + 120, ""
+    while time.monotonic() < deadline:
+        text = httpx.get(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=30).text
+        if all(w in text for w in wanted):
+            break
+        time.sleep(3)
+    missing = [w for w in wanted if w not in text]
+    assert not missing, f"metrics missing: {missing}"
+    assert 'strategy="lexical"' in text and 'type="click"' in text
+
+
 def test_train_ranker_from_logged_clicks(service):
     """The click path: the feedback actors export their logs as Parquet, the ranker trains on them."""
     import json

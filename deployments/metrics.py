@@ -1,0 +1,75 @@
+"""Prometheus metrics of the serve and feedback paths, through Ray's metrics agent.
+
+Ray exports application metrics (`ray.util.metrics`) with the node's system metrics on
+each node's Prometheus endpoint (`ray start --metrics-export-port`; `ltrr up` uses
+METRICS_PORT), with a `ray_` prefix:
+
+- `ray_ltrr_strategy_chosen_total{strategy}`: requests whose plan called the strategy;
+- `ray_ltrr_strategy_fetched_total{strategy}`: candidates it returned;
+- `ray_ltrr_strategy_hits_total{strategy}`: positive events (click, play, like) on items
+  it had retrieved;
+- `ray_ltrr_strategy_latency_ms{strategy}`: call latency histogram (ms);
+- `ray_ltrr_strategy_failures_total{strategy}`: calls that failed or timed out;
+- `ray_ltrr_serving_versions{policy, ranker}`: 1 for the versions serving now;
+- `ray_ltrr_feedback_events_stored_total{type}`: events stored (fsynced) by the actors.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ray.util.metrics import Counter, Gauge, Histogram
+
+METRICS_PORT = 8090
+LATENCY_BOUNDARIES_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000]
+
+
+class ServeMetrics:
+    """Created once per orchestrator replica."""
+
+    def __init__(self) -> None:
+        tag = ("strategy",)
+        self.chosen = Counter("ltrr_strategy_chosen", "requests whose plan called the strategy", tag_keys=tag)
+        self.fetched = Counter("ltrr_strategy_fetched", "candidates the strategy returned", tag_keys=tag)
+        self.failures = Counter("ltrr_strategy_failures", "strategy calls that failed or timed out", tag_keys=tag)
+        self.latency = Histogram("ltrr_strategy_latency_ms", "strategy call latency (ms)",
+                                 boundaries=LATENCY_BOUNDARIES_MS, tag_keys=tag)
+        self.versions = Gauge("ltrr_serving_versions", "1 for the policy and ranker versions serving now",
+                              tag_keys=("policy", "ranker"))
+        self._last_versions: tuple[str, str] | None = None
+
+    def record(self, budgets: Mapping[str, int], fetched: Mapping[str, int], latency_ms: Mapping[str, float],
+               failed: list[str], policy: str, ranker: str) -> None:
+        for s, b in budgets.items():
+            if b > 0:
+                self.chosen.inc(tags={"strategy": s})
+        for s, n in fetched.items():
+            if n:
+                self.fetched.inc(n, tags={"strategy": s})
+        for s, ms in latency_ms.items():
+            self.latency.observe(ms, tags={"strategy": s})
+        for s in failed:
+            if s != "ranker":
+                self.failures.inc(tags={"strategy": s})
+        if (policy, ranker) != self._last_versions:
+            if self._last_versions is not None:
+                old_p, old_r = self._last_versions
+                self.versions.set(0, tags={"policy": old_p, "ranker": old_r})
+            self.versions.set(1, tags={"policy": policy, "ranker": ranker})
+            self._last_versions = (policy, ranker)
+
+
+class FeedbackMetrics:
+    """Created once per feedback actor."""
+
+    def __init__(self) -> None:
+        self.stored = Counter("ltrr_feedback_events_stored", "feedback events stored (fsynced)", tag_keys=("type",))
+        self.hits = Counter("ltrr_strategy_hits", "positive events on items the strategy retrieved",
+                            tag_keys=("strategy",))
+
+    def record(self, types: Mapping[str, int], hits: Mapping[str, int]) -> None:
+        for t, n in types.items():
+            if n:
+                self.stored.inc(n, tags={"type": t})
+        for s, n in hits.items():
+            if n:
+                self.hits.inc(n, tags={"strategy": s})
