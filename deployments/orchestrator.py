@@ -69,14 +69,14 @@ class Orchestrator:
         index = IndexHandle.open(self.args.index_dir)
         self.catalog = index.catalog()
         self.featurizer = ContextFeaturizer.from_catalog(self.catalog.values(), index.schema)
-        self.policy = build_policy(self.args, list(retrievers), "fixed")
         self.policy_version_config = "fixed"
         self.metrics = ServeMetrics()
         self.shards = get_shards(self.args.feedback_dir, self.args.feedback_shards)
         self.pipeline = SearchPipeline(
             {name: self._retrieve_fn(handle) for name, handle in retrievers.items()},
-            self._rank, self._log, self.policy, self.args.strategy_timeout_ms / 1000,
-            self.args.ranker_timeout_ms / 1000, self.args.circuit_cooldown_s, context_fn=self._features)
+            self._rank, self._log, build_policy(self.args, list(retrievers), "fixed"),
+            self.args.strategy_timeout_ms / 1000, self.args.ranker_timeout_ms / 1000, self.args.circuit_cooldown_s,
+            context_fn=self._features)
 
     def reconfigure(self, config: dict) -> None:
         """user_config {bandit_dir, version}: swap the serving policy with no restart. A version
@@ -87,9 +87,10 @@ class Orchestrator:
         try:
             policy = build_policy(self.args, list(self.retrievers), version, config.get("bandit_dir"))
         except Exception:
-            log.exception("orchestrator: could not load policy %r; still serving %s", version, self.policy.version)
+            log.exception("orchestrator: could not load policy %r; still serving %s", version,
+                          self.pipeline.policy.version)
             return
-        self.policy = self.pipeline.policy = policy
+        self.pipeline.policy = policy
         self.policy_version_config = version
         log.info("orchestrator: now serving policy %s", policy.version)
 
@@ -137,13 +138,8 @@ class Orchestrator:
         res = await self.pipeline.search(req.query, req.k, req.user_id, req.context)
         found_by = res.found_by
         plan = res.plan
-        fetched: dict[str, int] = {}
-        for c in res.candidates:
-            for s in c.hits:
-                fetched[s] = fetched.get(s, 0) + 1
-        self.metrics.record(plan.budgets, fetched,
-                            {k.split(":", 1)[1]: v for k, v in res.timings_ms.items() if k.startswith("retrieve:")},
-                            res.failed, plan.policy_version, res.ranker_version)
+        self.metrics.record(plan.budgets, res.fetched, res.latency_ms, res.failed, plan.policy_version,
+                            res.ranker_version)
         return SearchResponse(
             request_id=res.request_id,
             results=[ResultItem(item_id=i, score=s, rank=r, fields=self._display(i), strategies=found_by[i])
@@ -183,7 +179,8 @@ class Orchestrator:
             ranker = await asyncio.wait_for(_awaited(self.ranker.version.remote()), 5)
         except Exception:
             ranker = "unavailable"
-        return {"status": "ok", "strategies": list(self.retrievers), "policy": self.policy.version, "ranker": ranker}
+        return {"status": "ok", "strategies": list(self.retrievers), "policy": self.pipeline.policy.version,
+                "ranker": ranker}
 
     @api.post("/admin/retrain", status_code=202, response_model=JobOut)
     async def retrain(self, req: RetrainRequest, authorization: str | None = Header(None)) -> JobOut:

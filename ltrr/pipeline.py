@@ -56,10 +56,20 @@ class SearchResult:
     failed: list[str]
     ranker_version: str
     timings_ms: dict[str, float] = field(default_factory=dict)
+    latency_ms: dict[str, float] = field(default_factory=dict)  # strategy -> call latency
 
     @property
     def found_by(self) -> dict[str, list[str]]:
         return {c.item_id: sorted(c.hits) for c in self.candidates}
+
+    @property
+    def fetched(self) -> dict[str, int]:
+        """Candidates each strategy contributed to the union."""
+        out: dict[str, int] = {}
+        for c in self.candidates:
+            for s in c.hits:
+                out[s] = out.get(s, 0) + 1
+        return out
 
 
 class SearchPipeline:
@@ -137,4 +147,5 @@ class SearchPipeline:
         timings["log"] = (time.perf_counter() - t3) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000
         return SearchResult(request_id=request_id, plan=plan, ranked=shown, candidates=candidates, failed=failed,
-                            ranker_version=ranker_version, timings_ms={k: round(v, 3) for k, v in timings.items()})
+                            ranker_version=ranker_version, timings_ms={k: round(v, 3) for k, v in timings.items()},
+                            latency_ms=latency)

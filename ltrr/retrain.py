@@ -127,8 +127,8 @@ def retrain_bandit(state: Path, config_path: Path, app: dict, requests: list[Req
     q = reward_model(list(tables.values()))
     decision = gate(candidate, serving, [d for _, d in logs], space, q, tolerance=tolerance)
     served = [d.reward for r, d in logs if r.plan.policy_version == serving.version]
-    online = {"version": serving.version, "requests": len(served), "mean_reward": float(np.mean(served)) if served else None,
-              "measured_at": time.time()}
+    online = {"version": serving.version, "requests": len(served),
+              "mean_reward": float(np.mean(served)) if served else None, "measured_at": time.time()}
     record = {"version": version, "trained_on_shadow_requests": len(shadow), "serving_version": current,
               "ope": decision, "serving_online_value": online, "promoted": decision["promote"]}
     (art.path / "promotion.json").write_text(json.dumps(record, indent=1))
@@ -143,27 +143,22 @@ def retrain_bandit(state: Path, config_path: Path, app: dict, requests: list[Req
     return record
 
 
-def retrain_ranker(state: Path, config_path: Path, app: dict, requests: list[RequestRecord],
+def retrain_ranker(state: Path, config_path: Path, config: dict, requests: list[RequestRecord],
                    events: list[EventRecord]) -> dict[str, Any]:
+    import httpx
+
     from ltrr.index_store import IndexHandle
     from ranking.train import train_from_clicks
 
     kind_dir = state / "models" / "ranker"
-    index = IndexHandle.open(Path(app["args"]["index_dir"]))
+    index = IndexHandle.open(Path(config["applications"][0]["args"]["index_dir"]))
     out = train_from_clicks(requests, events, index.catalog(), models_root=kind_dir)
     metrics = json.loads((out / "manifest.json").read_text()).get("metrics", {})
-    current = _live_versions(app)["ranker"]  # concrete, not "latest"
+    current = httpx.get(f"{_base_url(config)}/healthz", timeout=30).json()["ranker"]  # concrete, not "latest"
     current = "fallback" if current == "fallback-rrf" else current
     cluster.redeploy_with(config_path, "ranker", {"user_config": {"version": out.name}})
     _record_promotion(kind_dir, out.name, current, "retrain")
     return {"version": out.name, "previous": current, "metrics": metrics, "promoted": True}
-
-
-def _live_versions(app: dict) -> dict:
-    import httpx
-
-    _, config, _ = _config(Path(app["args"]["state_dir"]))
-    return httpx.get(f"{_base_url(config)}/healthz", timeout=30).json()
 
 
 def run(state: Path, what: str, tolerance: float | None = None) -> dict[str, Any]:
@@ -183,7 +178,7 @@ def run(state: Path, what: str, tolerance: float | None = None) -> dict[str, Any
         result["bandit"] = retrain_bandit(state, config_path, app, requests, by_request,
                                           0.02 if tolerance is None else tolerance)
     if what in ("ranker", "all"):
-        result["ranker"] = retrain_ranker(state, config_path, app, requests, events)
+        result["ranker"] = retrain_ranker(state, config_path, config, requests, events)
     result["health"] = _wait(config_path, config)
     return result
 

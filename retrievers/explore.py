@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from ltrr.data.model import Dataset
-from retrievers.storage import read_json, read_manifest, write_json, write_manifest
 from retrievers.base import BadRequest, Candidate, IndexError_, Query, Retriever, ranked
+from retrievers.storage import read_json, read_manifest, write_json, write_manifest
 from retrievers.text import normalize
 from retrievers.understanding import STOPWORDS
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from ltrr.data.model import Dataset
-from retrievers.storage import read_json, read_manifest, write_json, write_manifest
 from retrievers.base import MAX_QUERY_CHARS, BadRequest, Candidate, IndexError_, Query, Retriever, ranked
+from retrievers.storage import read_json, read_manifest, write_json, write_manifest
 from retrievers.text import normalize
 
 # Default feedback weights; the caller may pass any weight to `update` instead.

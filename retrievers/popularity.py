@@ -20,8 +20,8 @@ from itertools import islice
 from pathlib import Path
 
 from ltrr.data.model import Dataset
-from retrievers.storage import read_json, read_manifest, write_json, write_manifest
 from retrievers.base import BadRequest, Candidate, IndexError_, Query, Retriever
+from retrievers.storage import read_json, read_manifest, write_json, write_manifest
 from retrievers.text import ngrams, normalize
 
 FORMAT = 1

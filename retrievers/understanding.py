@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ltrr.data.model import Dataset
+from ltrr.data.model import Dataset, Item, Schema
 from retrievers.text import char_trigrams, ngrams, normalize
 
 STOPWORDS = frozenset("a an and the of in on at to for by with from my me i you is it this that "
@@ -155,9 +155,14 @@ class QueryUnderstanding:
 
     @classmethod
     def from_dataset(cls, dataset: Dataset) -> "QueryUnderstanding":
-        schema = dataset.schema
+        return cls.from_items(dataset.items, dataset.schema)
+
+    @classmethod
+    def from_items(cls, items: Iterable[Item], schema: Schema) -> "QueryUnderstanding":
+        """The dictionary of the schema's entity and category fields over `items`."""
+        items = list(items)
         fields = list(dict.fromkeys(schema.entity_fields + schema.category_fields))
-        values = {f: {it.fields.get(f, "") or "" for it in dataset.items} for f in fields}
+        values = {f: {it.fields.get(f, "") or "" for it in items} for f in fields}
         return cls(values, schema.category_fields)
 
     def fields_of(self, value: str) -> tuple[str, ...]:

@@ -198,6 +198,10 @@ class BanditPolicy:
         mod = np.where(reach, 1.0 / size, 0.0) if p_ne < self.MIN_NONEMPTY else np.where(reach, np.exp(lp), 0.0) / p_ne
         return (1.0 - self.epsilon) * mod + np.where(reach, self.epsilon / size, 0.0)
 
+    def plan_probs(self, ctx: PolicyContext) -> np.ndarray:
+        """`distribution` flattened to `ActionSpace.grid()` order (the Policy protocol)."""
+        return self.distribution(ctx.features, ctx.available).ravel()
+
     # ---- serving ---------------------------------------------------------------------------------------
 
     def _sample_nonempty(self, logq: np.ndarray, av: np.ndarray) -> np.ndarray:

@@ -87,7 +87,8 @@ class ReplayBanditEnv(gym.Env):
         """Level indices -> budgets, with strategies unavailable in `ctx` forced to 0."""
         a = np.asarray(action).reshape(-1)
         if a.shape != (len(self.strategies),) or (a < 0).any() or (a >= len(self.levels)).any():
-            raise ValueError(f"invalid action {action!r} for {len(self.strategies)} strategies x {len(self.levels)} levels")
+            raise ValueError(f"invalid action {action!r} for {len(self.strategies)} strategies x "
+                             f"{len(self.levels)} levels")
         return self.space.mask({s: int(self.levels[int(i)]) for s, i in zip(self.strategies, a)}, ctx.available)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None

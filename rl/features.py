@@ -121,9 +121,7 @@ class ContextFeaturizer:
         """Build from the catalogue: the query-understanding dictionary over entity and
         category fields, and the word vocabulary of the text fields."""
         items = list(items)[:max_vocab_items]
-        fields = list(dict.fromkeys(schema.entity_fields + schema.category_fields))
-        values = {f: {it.fields.get(f, "") or "" for it in items} for f in fields}
-        qu = QueryUnderstanding(values, schema.category_fields) if fields else None
+        qu = QueryUnderstanding.from_items(items, schema) if schema.entity_fields or schema.category_fields else None
         vocab: set[str] = set()
         for it in items:
             for f in schema.text_fields:

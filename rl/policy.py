@@ -53,6 +53,10 @@ class Policy(Protocol):
         """The probability that `plan(ctx)` returns `budgets` (exact)."""
         ...
 
+    def plan_probs(self, ctx: PolicyContext) -> np.ndarray:
+        """The probability of every plan, in `ActionSpace.grid()` order (off-policy evaluation)."""
+        ...
+
 
 class ActionSpace:
     """All plans over `strategies` x `levels`, except the empty plan (call nothing)."""
@@ -67,6 +71,26 @@ class ActionSpace:
         """Number of non-empty plans when only `available` strategies may be called."""
         m = sum(1 for s in self.strategies if s in available)
         return len(self.levels) ** m - 1 if m else 0
+
+    def grid(self) -> np.ndarray:
+        """All plans as a (n_levels**n_strategies, n_strategies) int array of budgets, C order:
+        row k has the level indices `np.unravel_index(k, (L,)*n)`, the order of
+        `rl.reward.reward_table(...).ravel()` and of `itertools.product(levels, repeat=n)`."""
+        lv = np.asarray(self.levels)
+        n = len(self.strategies)
+        return lv[np.indices((len(lv),) * n).reshape(n, -1).T]
+
+    def index(self, budgets: dict[str, int]) -> int:
+        """The row of `budgets` in `grid()`."""
+        idx = tuple(self.levels.index(budgets.get(s, 0)) for s in self.strategies)
+        return int(np.ravel_multi_index(idx, (len(self.levels),) * len(self.strategies)))
+
+    def uniform(self, available: Sequence[str]) -> np.ndarray:
+        """The uniform distribution over non-empty plans of available strategies, in grid order."""
+        grid = self.grid()
+        ok = np.all([(grid[:, k] == 0) | (s in available) for k, s in enumerate(self.strategies)], axis=0)
+        ok &= grid.sum(axis=1) > 0
+        return ok / max(ok.sum(), 1)
 
     def sample_uniform(self, rng: np.random.Generator, available: Sequence[str]) -> dict[str, int]:
         """A uniformly random non-empty plan among available strategies (rejection sampling)."""
@@ -121,6 +145,14 @@ class FixedPolicy:
     def prob(self, budgets: dict[str, int], ctx: PolicyContext) -> float:
         return self.propensity(budgets, ctx.available)
 
+    def plan_probs(self, ctx: PolicyContext) -> np.ndarray:
+        fixed = self.space.mask(self.budgets, ctx.available)
+        out = self.space.uniform(ctx.available)
+        if any(fixed.values()):
+            out = self.epsilon * out
+            out[self.space.index(fixed)] += 1 - self.epsilon
+        return out
+
     def plan(self, ctx: PolicyContext) -> Plan:
         fixed = self.space.mask(self.budgets, ctx.available)
         if not any(fixed.values()) or self.rng.random() < self.epsilon:
@@ -162,6 +194,13 @@ class ShadowPolicy:
         full = self.full(ctx)
         return self.share * float(budgets == full and any(full.values())) + (1 - self.share) * self.base.prob(
             budgets, ctx)
+
+    def plan_probs(self, ctx: PolicyContext) -> np.ndarray:
+        out = (1 - self.share) * self.base.plan_probs(ctx)
+        full = self.full(ctx)
+        if any(full.values()):
+            out[self.base.space.index(full)] += self.share  # type: ignore[attr-defined]
+        return out
 
     def plan(self, ctx: PolicyContext) -> Plan:
         full = self.full(ctx)

@@ -4,9 +4,10 @@ logs is not worse than the serving policy's.
 Each logged decision carries the context features, the plan served, its exact
 propensity under the mixture that served it, and the observed reward of that plan
 (`rl.reward.plan_reward` over the logged candidates and the request's events). For a
-policy we need its full distribution over plans in each logged context
-(`plan_distribution`): the IPS/SNIPS weights read the served plan's probability from it,
-and the doubly robust estimate's direct part averages a reward model over it.
+policy we need its full distribution over plans in each logged context (the policy's
+own `plan_probs`, the formula its logged propensities use): the IPS/SNIPS weights read
+the served plan's probability from it, and the doubly robust estimate's direct part
+averages a reward model over it.
 
 The reward model is exact where it can be: a shadow request's log gives the reward of
 every plan (`LoggedDecision.table`), so there q(x, a) is that table and DR's correction
@@ -30,8 +31,7 @@ from typing import Any
 import numpy as np
 
 from rl.ope import Z95, Estimate, compare, doubly_robust, ips, snips
-from rl.policy import ActionSpace, FixedPolicy, PolicyContext, ShadowPolicy
-from rl.reward import plan_grid
+from rl.policy import ActionSpace, Policy, PolicyContext
 
 
 @dataclass
@@ -44,41 +44,7 @@ class LoggedDecision:
     reward: float
     available: tuple[str, ...]
     shadow: bool = False
-    table: np.ndarray | None = None  # shadow requests: the reward of every plan (plan_grid order)
-
-
-def _index(space: ActionSpace, budgets: dict[str, int]) -> int:
-    idx = tuple(space.levels.index(budgets.get(s, 0)) for s in space.strategies)
-    return int(np.ravel_multi_index(idx, (len(space.levels),) * len(space.strategies)))
-
-
-def _uniform(space: ActionSpace, available: Sequence[str], grid: np.ndarray) -> np.ndarray:
-    ok = np.all([(grid[:, k] == 0) | (s in available) for k, s in enumerate(space.strategies)], axis=0)
-    ok &= grid.sum(axis=1) > 0
-    return ok / max(ok.sum(), 1)
-
-
-def plan_distribution(policy: Any, ctx: PolicyContext, space: ActionSpace) -> np.ndarray:
-    """P(plan) for every plan in `plan_grid(space)` order, under FixedPolicy, BanditPolicy
-    or a ShadowPolicy around either; sums to 1 over non-empty plans of available strategies."""
-    grid = plan_grid(space)
-    if isinstance(policy, ShadowPolicy):
-        inner = plan_distribution(policy.base, ctx, space)
-        full = policy.full(ctx)
-        out = (1 - policy.share) * inner
-        if any(full.values()):
-            out[_index(space, full)] += policy.share
-        return out
-    uniform = _uniform(space, ctx.available, grid)
-    if isinstance(policy, FixedPolicy):
-        fixed = space.mask(policy.budgets, ctx.available)
-        if not any(fixed.values()):
-            return uniform
-        out = policy.epsilon * uniform
-        out[_index(space, fixed)] += 1 - policy.epsilon
-        return out
-    # a BanditPolicy: its own distribution(), the very formula its logged propensities use
-    return np.asarray(policy.distribution(ctx.features, ctx.available), dtype=np.float64).ravel()
+    table: np.ndarray | None = None  # shadow requests: the reward of every plan (ActionSpace.grid order)
 
 
 def reward_model(tables: Sequence[np.ndarray]) -> np.ndarray:
@@ -88,7 +54,7 @@ def reward_model(tables: Sequence[np.ndarray]) -> np.ndarray:
     return np.mean([t.ravel() for t in tables], axis=0)
 
 
-def estimate(policy: Any, logs: Sequence[LoggedDecision], space: ActionSpace, q: np.ndarray,
+def estimate(policy: Policy, logs: Sequence[LoggedDecision], space: ActionSpace, q: np.ndarray,
              max_weight: float | None = 100.0) -> dict[str, Estimate]:
     """IPS, SNIPS and DR estimates of `policy`'s value on `logs`, and `shadow` (the exact
     value on the logs that carry a reward table) when there are at least two of those."""
@@ -98,8 +64,8 @@ def estimate(policy: Any, logs: Sequence[LoggedDecision], space: ActionSpace, q:
     p = np.array([d.propensity for d in logs])
     target, q_hat, v_hat, exact = [], [], [], []
     for d in logs:
-        dist = plan_distribution(policy, PolicyContext(features=d.features, available=d.available), space)
-        a = _index(space, d.budgets)
+        dist = policy.plan_probs(PolicyContext(features=d.features, available=d.available))
+        a = space.index(d.budgets)
         model = q if d.table is None else np.asarray(d.table, dtype=np.float64).ravel()
         target.append(dist[a])
         q_hat.append(model[a])
@@ -123,7 +89,7 @@ def _row(e: Estimate) -> dict[str, float]:
             "n": e.n, "ess": round(e.ess, 1)}
 
 
-def gate(candidate: Any, serving: Any, logs: Sequence[LoggedDecision], space: ActionSpace, q: np.ndarray,
+def gate(candidate: Policy, serving: Policy, logs: Sequence[LoggedDecision], space: ActionSpace, q: np.ndarray,
          tolerance: float = 0.02, estimator: str | None = None) -> dict[str, Any]:
     """Estimate both policies on the same logs; promote if the candidate is not worse by
     `estimator` (default: `shadow` if available, else `dr`): the lower bound of the paired

@@ -98,14 +98,19 @@ def plan_reward(candidates: Sequence[CandidateRecord], acted: Mapping[str, float
 
 
 def plan_grid(space: ActionSpace) -> np.ndarray:
-    """All plans as a (n_levels**n_strategies, n_strategies) int array of budgets, C order.
+    """All plans in the order of `reward_table(...).ravel()` (see `ActionSpace.grid`)."""
+    return space.grid()
 
-    Row k is the plan whose level indices are `np.unravel_index(k, (L,)*n)`, the same
-    order as `reward_table(...).ravel()` and `itertools.product(levels, repeat=n)`."""
-    lv = np.asarray(space.levels)
-    n = len(space.strategies)
-    idx = np.indices((len(lv),) * n).reshape(n, -1).T
-    return lv[idx]
+
+def candidates_under_plan(candidates: Sequence[CandidateRecord], budgets: Mapping[str, int]) -> list[CandidateRecord]:
+    """The candidates the plan would have retrieved, each keeping only the hits the plan
+    produces: what a request served with `budgets` would have logged."""
+    out = []
+    for c in candidates:
+        hits = {s: h for s, h in c.hits.items() if budgets.get(s, 0) >= h.rank}
+        if hits:
+            out.append(CandidateRecord.model_construct(item_id=c.item_id, hits=hits))
+    return out
 
 
 def reward_table(candidates: Sequence[CandidateRecord], acted: Mapping[str, float], latency_ms: Mapping[str, float],

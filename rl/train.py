@@ -148,7 +148,8 @@ def train_bandit(contexts: list[LoggedContext], strategies: list[str], out_dir: 
             meta = {"version": version, "strategies": list(env.strategies), "levels": list(env.levels),
                     "obs_dim": obs_dim, "feature_names": list(feature_names) if feature_names is not None else None,
                     "created": time.time(), "ppo": ppo.model_dump(), "reward": reward.model_dump(),
-                    "n_contexts": len(env.contexts), "seconds": {"tables": t_tables, "ray_init": t1 - t0, "build": t2 - t1, "train": t3 - t2},
+                    "n_contexts": len(env.contexts),
+                    "seconds": {"tables": t_tables, "ray_init": t1 - t0, "build": t2 - t1, "train": t3 - t2},
                     "reward_curve": curve}
             _write_artifact(algo, target, meta)
     finally:

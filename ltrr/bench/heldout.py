@@ -22,12 +22,11 @@ from tqdm import tqdm
 from ltrr.bench.stream import EVENT_WEIGHT, StreamConfig, StreamResult
 from ltrr.bench.workload import Workload, fan_out, median_latency, ranked
 from ltrr.data.clicks import ClickModel
-from ltrr.records import CandidateRecord
 from ranking.features import rrf_sum
 from retrievers import STRATEGIES
 from rl.features import History
 from rl.policy import ActionSpace, PolicyContext, ShadowPolicy
-from rl.reward import plan_grid, reward_table, union_under_plan
+from rl.reward import candidates_under_plan, plan_grid, reward_table
 
 
 def _ndcg(qrels: dict[str, dict[str, int]], run: dict[str, list[str]]) -> float:
@@ -62,11 +61,8 @@ def evaluate_heldout(wl: Workload, res: StreamResult, cfg: StreamConfig, progres
         best = int(np.argmax(table[1:])) + 1
         plans["oracle"] = {s: int(b) for s, b in zip(STRATEGIES, grid[best])}
         for system, budgets in plans.items():
-            got = union_under_plan(fo.candidates, budgets)
-            # each candidate keeps only the hits the plan would have produced
-            cands = [CandidateRecord.model_construct(item_id=c.item_id, hits={
-                s: h for s, h in c.hits.items() if budgets.get(s, 0) >= h.rank}) for c in fo.candidates
-                if c.item_id in got]
+            cands = candidates_under_plan(fo.candidates, budgets)
+            got = {c.item_id for c in cands}
             if system == "rrf":  # RRF over the plan's own lists (lexical and dense), not the full fan-out's
                 order, ms = [c.item_id for c in sorted(cands, key=lambda c: (-rrf_sum(c.hits), c.item_id))], 0.0
             else:
@@ -74,7 +70,7 @@ def evaluate_heldout(wl: Workload, res: StreamResult, cfg: StreamConfig, progres
             called = [s for s, b in budgets.items() if b > 0]
             runs[system][qid] = order[:10] or ["__none__"]
             r = rows[system]
-            r["recall"].append(len(rel & set(got)) / len(rel) if rel else 0.0)
+            r["recall"].append(len(rel & got) / len(rel) if rel else 0.0)
             r["fetched"].append(sum(min(b, fo.returned[s]) for s, b in budgets.items() if b > 0))
             r["called"].append(len(called))
             r["ms"].append(max((fo.latency_ms[s] for s in called), default=0.0) + ms)

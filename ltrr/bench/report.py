@@ -82,7 +82,8 @@ def write_report(results: dict[str, dict], metas: dict[str, dict], cfg: StreamCo
     lines = ["# ltrr bench", "", "Written by `ltrr bench` (ltrr/bench/). Stream: "
              f"{cfg.requests} requests, Zipf {cfg.zipf}, {cfg.users} users, retrain every {cfg.retrain_every}, "
              f"shadow share {cfg.shadow_share} (then {cfg.shadow_share_trained} once a bandit serves), epsilon "
-             f"{cfg.epsilon}, temperature {cfg.temperature}, PPO iterations {cfg.ppo.iterations}, seed {cfg.seed}. Reward: "
+             f"{cfg.epsilon}, temperature {cfg.temperature}, PPO iterations {cfg.ppo.iterations}, seed {cfg.seed}. "
+             "Reward: "
              f"{cfg.reward.model_dump()}.", "",
              "`reward_last_quarter` is the mean reward over the stream's last quarter; the other columns are "
              "measured on the held-out queries (ltrr: its last serving policy without the shadow share).", ""]

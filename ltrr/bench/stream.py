@@ -32,13 +32,13 @@ from tqdm import tqdm
 from ltrr.bench.workload import TOP, Workload, fan_out, median_latency, ranked
 from ltrr.data.clicks import ClickModel
 from ltrr.feedback_stats import FeedbackStats, RequestInfo
-from ltrr.records import CandidateRecord, EventRecord, PlanRecord, RequestRecord
+from ltrr.records import EventRecord, PlanRecord, RequestRecord
 from retrievers import STRATEGIES
 from rl.env import LoggedContext
 from rl.features import FEATURE_NAMES, ContextFeaturizer, History
 from rl.policy import DEFAULT_BUDGETS, ActionSpace, FixedPolicy, PolicyContext, ShadowPolicy
 from rl.promotion import LoggedDecision, gate, reward_model
-from rl.reward import RewardConfig, plan_grid, reward_table, union_under_plan
+from rl.reward import RewardConfig, candidates_under_plan, plan_grid, reward_table
 from rl.train import PPOConfig, train_bandit
 
 EVENT_WEIGHT = {"click": 1.0, "play": 2.0}
@@ -79,11 +79,6 @@ def static_plans() -> dict[str, dict[str, int]]:
     return plans
 
 
-def flat_index(space: ActionSpace, budgets: dict[str, int]) -> int:
-    idx = tuple(space.levels.index(budgets.get(s, 0)) for s in space.strategies)
-    return int(np.ravel_multi_index(idx, (len(space.levels),) * len(space.strategies)))
-
-
 def run_stream(wl: Workload, cfg: StreamConfig, work_dir: Path, progress: bool = True) -> StreamResult:
     rng = np.random.default_rng(cfg.seed)
     judged = sorted(wl.traffic.judged().items())
@@ -102,7 +97,7 @@ def run_stream(wl: Workload, cfg: StreamConfig, work_dir: Path, progress: bool =
     serving: Any = ShadowPolicy(FixedPolicy(STRATEGIES, DEFAULT_BUDGETS, cfg.epsilon, cfg.seed), cfg.shadow_share,
                                 cfg.seed)
     statics = static_plans()
-    static_idx = {k: flat_index(space, b) for k, b in statics.items()}
+    static_idx = {k: space.index(b) for k, b in statics.items()}
     rewards = {k: np.zeros(cfg.requests) for k in [*statics, "ltrr", "oracle"]}
     tables = np.zeros((cfg.requests, len(grid)), dtype=np.float32)
     ltrr_budgets: list[dict[str, int]] = []
@@ -130,13 +125,11 @@ def run_stream(wl: Workload, cfg: StreamConfig, work_dir: Path, progress: bool =
         x = featurizer.featurize(text, hist, ts=t0 + 3.0 * t)
         ctx = PolicyContext(features=x, available=tuple(STRATEGIES))
         plan = serving.plan(ctx)
-        a = flat_index(space, plan.budgets)
+        a = space.index(plan.budgets)
         rewards["ltrr"][t] = table[a]
         ltrr_budgets.append(plan.budgets)
-        got = union_under_plan(fo.candidates, plan.budgets)
-        cands = [CandidateRecord.model_construct(item_id=c.item_id, hits={
-            s: h for s, h in c.hits.items() if plan.budgets.get(s, 0) >= h.rank}) for c in fo.candidates
-            if c.item_id in got]
+        cands = candidates_under_plan(fo.candidates, plan.budgets)
+        got = {c.item_id for c in cands}
         rid = f"r{t}"
         rec = RequestRecord.model_construct(
             request_id=rid, ts=t0 + 3.0 * t, query=text, user_id=users[t], context={}, features=[],
@@ -175,7 +168,7 @@ def _retrain(wl: Workload, cfg: StreamConfig, work_dir: Path, pool: list[LoggedC
 
     start = time.perf_counter()
     version = f"{wl.name}-bandit-{at:06d}"
-    art = train_bandit(list(pool), list(STRATEGIES), (work_dir / "bandit").resolve(), version, reward=cfg.reward, ppo=cfg.ppo,
+    art = train_bandit(list(pool), list(STRATEGIES), work_dir / "bandit", version, reward=cfg.reward, ppo=cfg.ppo,
                        feature_names=FEATURE_NAMES, progress=False)
     seconds = time.perf_counter() - start
     candidate = ShadowPolicy(BanditPolicy.load(art.path, epsilon=cfg.epsilon, seed=cfg.seed + at,

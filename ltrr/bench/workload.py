@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ltrr.cluster import slug
 from ltrr.data.model import Dataset, DatasetError, QuerySet
 from ltrr.data.registry import load_dataset
 from ltrr.index_store import IndexHandle, build_index
@@ -69,7 +69,7 @@ def resolve(name: str, data_root: Path | None) -> tuple[str, str]:
     if name == "music-demo":
         return name, "builtin:music-demo"
     if name.startswith("builtin:"):  # e.g. builtin:music-demo?n_tracks=600 (a smaller catalogue)
-        return re.sub(r"[^a-zA-Z0-9]+", "-", name[len("builtin:"):]).strip("-"), name
+        return slug(name), name
     if name in ("spotify", "scifact"):
         root = data_root or (Path(os.environ["LTRR_DATA"]) if os.environ.get("LTRR_DATA") else None)
         if root is None:
