@@ -58,6 +58,7 @@ class FeedbackStats:
         self.query_requests: Counter = Counter()
         self.query_chosen: dict[str, Counter] = {}
         self.query_hits: dict[str, Counter] = {}
+        self.query_events: Counter = Counter()  # positive events per query (the memory strategy learns from them)
 
     def add_request(self, rec: RequestRecord, info: RequestInfo) -> None:
         self.requests += 1
@@ -82,6 +83,7 @@ class FeedbackStats:
                 self.user_hits.setdefault(info.user_id, Counter()).update(found)
             if info.query:
                 self.query_hits.setdefault(info.query, Counter()).update(found)
+                self.query_events[info.query] += 1
         if ev.type == "click" and info.query:
             self.query_clicks[info.query] += 1
         user = info.user_id
@@ -112,7 +114,8 @@ class FeedbackStats:
         user = {"requests": self.user_requests.get(user_id, 0), "chosen": dict(self.user_chosen.get(user_id, {})),
                 "hits": dict(self.user_hits.get(user_id, {}))} if user_id is not None else {}
         return {"user": user,
-                "query": {"requests": self.query_requests.get(q, 0), "chosen": dict(self.query_chosen.get(q, {})),
+                "query": {"requests": self.query_requests.get(q, 0), "events": self.query_events.get(q, 0),
+                          "chosen": dict(self.query_chosen.get(q, {})),
                           "hits": dict(self.query_hits.get(q, {}))},
                 "overall": {"requests": self.requests, "chosen": dict(self.chosen), "hits": dict(self.hits)}}
 

@@ -21,7 +21,9 @@ trained on one log serves the next one:
   strategy the user's hit rate (positive events on items the strategy found, per
   request that called it);
 - per-strategy history for this query (the same normalized text): how often it was
-  asked, and each strategy's hit rate on it;
+  asked, how many positive feedback events it got (log and "any": a query users acted
+  on before is one the click-learned memory strategy now answers), and each strategy's
+  hit rate on it;
 - per-strategy global history (the action features): each strategy's hit rate over
   all traffic.
 
@@ -58,11 +60,13 @@ class StrategyHistory:
     requests: int = 0
     chosen: Mapping[str, int] = field(default_factory=dict)
     hits: Mapping[str, int] = field(default_factory=dict)
+    events: int = 0  # feedback events (clicks, plays, ...) recorded in this scope
 
     @classmethod
     def from_json(cls, row: Mapping | None) -> StrategyHistory:
         row = row or {}
-        return cls(int(row.get("requests", 0)), dict(row.get("chosen", {})), dict(row.get("hits", {})))
+        return cls(int(row.get("requests", 0)), dict(row.get("chosen", {})), dict(row.get("hits", {})),
+                   int(row.get("events", 0)))
 
     def rate(self, strategy: str) -> float:
         return self.hits.get(strategy, 0) / (self.chosen.get(strategy, 0) + 1.0)
@@ -90,7 +94,7 @@ def _names() -> list[str]:
              "time_hour_sin", "time_hour_cos", "time_dow_sin", "time_dow_cos",
              "user_requests"]
     names += [f"user_rate_{s}" for s in STRATEGIES]
-    names += ["query_requests"] + [f"query_rate_{s}" for s in STRATEGIES]
+    names += ["query_requests", "query_events", "query_acted_before"] + [f"query_rate_{s}" for s in STRATEGIES]
     names += [f"overall_rate_{s}" for s in STRATEGIES]
     return names
 
@@ -154,6 +158,8 @@ class ContextFeaturizer:
         f += [math.sin(hour), math.cos(hour), math.sin(dow), math.cos(dow)]
         for part in (history.user, history.query):
             f.append(math.log1p(part.requests) / 5.0)
+            if part is history.query:  # users acted on this query before: the memory strategy has learned it
+                f += [math.log1p(part.events) / 5.0, float(part.events > 0)]
             f += [part.rate(s) for s in STRATEGIES]
         f += [history.overall.rate(s) for s in STRATEGIES]
         out = np.asarray(f, dtype=np.float32)
@@ -174,11 +180,12 @@ class ContextFeaturizer:
 
 def merge_history(parts: Iterable[Mapping]) -> dict:
     """Sum `context_history` answers of several feedback shards (each holds a slice of the traffic)."""
-    out: dict = {k: {"requests": 0, "chosen": {}, "hits": {}} for k in ("user", "query", "overall")}
+    out: dict = {k: {"requests": 0, "events": 0, "chosen": {}, "hits": {}} for k in ("user", "query", "overall")}
     for part in parts:
         for k in out:
             row = part.get(k) or {}
             out[k]["requests"] += int(row.get("requests", 0))
+            out[k]["events"] += int(row.get("events", 0))
             for c in ("chosen", "hits"):
                 for s, n in (row.get(c) or {}).items():
                     out[k][c][s] = out[k][c].get(s, 0) + int(n)

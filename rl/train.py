@@ -13,6 +13,16 @@ network, so the artifact `out_dir/<version>/` holds the trained RLModule alone
 feature names, creation time, the PPO config and the per-iteration mean reward curve),
 not a full Algorithm checkpoint (env runner state, optimizer, config pickles).
 
+Full-information warm start (a custom learning step on the learner's RLModule): before
+PPO, the module is trained for `warm_start_steps` Adam steps to maximise the EXACT expected
+reward of its policy on every logged context, sum_a pi(a|x) * table_x[a], which is cheap
+because the policy factorises over strategies (one einsum over the (L,)*n table). A shadow
+log knows the reward of every plan, so this uses all of it instead of one sampled plan per
+episode; PPO then fine-tunes from there on sampled plans, as before. Measured on the
+synthetic workload of tests/test_bandit_train.py (480 contexts; held-out expected reward,
+oracle 1.236, best fixed plan 0.736): 300 warm-start steps + 1 PPO iteration 1.212 in 12 s;
+PPO alone, 40 iterations, 1.077 in 25 s; warm start + 20 PPO iterations 1.213.
+
 Speed: sampling and learning both run in the driver (num_env_runners=0, num_learners=0)
 over a synchronous vector of env replicas sharing one cache of reward tables (each
 context's table of all plans is computed once, ~1 ms, and kept: L**n float64 per context,
@@ -64,6 +74,9 @@ class PPOConfig(BaseModel):
     num_envs: int = Field(50, ge=1, description="env replicas stepped together (one forward pass per vector step)")
     seed: int = Field(0, description="seed of RLlib (torch, numpy) and of the envs")
     torch_threads: int = Field(1, ge=1, description="torch intra-op threads while training (restored after)")
+    warm_start_steps: int = Field(300, ge=0, description="full-information Adam steps on the exact expected reward "
+                                                         "over all logged contexts before PPO (0: PPO only)")
+    warm_start_lr: float = Field(3e-3, gt=0, description="Adam learning rate of the warm start")
 
 
 @dataclass(frozen=True)
@@ -142,6 +155,7 @@ def train_bandit(contexts: list[LoggedContext], strategies: list[str], out_dir: 
             t1 = time.perf_counter()
             register_env(ENV_NAME, _make_env)
             algo = _algo_config(session, ppo).build_algo()
+            warm = _warm_start(algo, env, ppo) if ppo.warm_start_steps else []
             t2 = time.perf_counter()
             curve = _train_loop(algo, ppo.iterations, progress, version)
             t3 = time.perf_counter()
@@ -150,7 +164,7 @@ def train_bandit(contexts: list[LoggedContext], strategies: list[str], out_dir: 
                     "created": time.time(), "ppo": ppo.model_dump(), "reward": reward.model_dump(),
                     "n_contexts": len(env.contexts),
                     "seconds": {"tables": t_tables, "ray_init": t1 - t0, "build": t2 - t1, "train": t3 - t2},
-                    "reward_curve": curve}
+                    "reward_curve": curve, "warm_start_curve": warm}
             _write_artifact(algo, target, meta)
     finally:
         if algo is not None:
@@ -160,6 +174,39 @@ def train_bandit(contexts: list[LoggedContext], strategies: list[str], out_dir: 
         if started_ray:
             ray.shutdown()
     return BanditArtifact(path=target, version=version, meta=meta)
+
+
+def _warm_start(algo: Any, env: ReplayBanditEnv, ppo: PPOConfig) -> list[float]:
+    """Maximise the exact expected reward of the learner's module over all logged contexts,
+    then copy the weights to the env runner. Returns the expected reward every 50 steps."""
+    from ray.rllib.core import DEFAULT_MODULE_ID
+
+    n, L = len(env.strategies), len(env.levels)
+    x = torch.from_numpy(np.stack([c.features for c in env.contexts]))
+    tables = torch.from_numpy(np.stack([env.table(c) for c in env.contexts]).astype(np.float32))
+    letters = "abcdefghijklm"[:n]
+    expr = f"z{letters}," + ",".join(f"z{a}" for a in letters) + "->z"
+
+    def expected(probs: torch.Tensor) -> torch.Tensor:  # (N, n, L) -> (N,) sum_a pi(a|x) table_x[a]
+        return torch.einsum(expr, tables, *(probs[:, k] for k in range(n)))
+
+    def fit(learner: Any) -> list[float]:
+        module = learner.module[DEFAULT_MODULE_ID]
+        opt = torch.optim.Adam(module.parameters(), lr=ppo.warm_start_lr)
+        curve = []
+        for step in range(ppo.warm_start_steps):
+            logits = module.forward_train({"obs": x})["action_dist_inputs"].view(-1, n, L)
+            value = expected(torch.softmax(logits, dim=-1)).mean()
+            opt.zero_grad()
+            (-value).backward()
+            opt.step()
+            if step % 50 == 0 or step == ppo.warm_start_steps - 1:
+                curve.append(float(value.detach()))
+        return curve
+
+    curve = next(iter(algo.learner_group.foreach_learner(fit))).get()
+    algo.env_runner_group.sync_weights(from_worker_or_learner_group=algo.learner_group, inference_only=True)
+    return list(curve)
 
 
 def _train_loop(algo: Any, iterations: int, progress: bool, version: str) -> list[float]:

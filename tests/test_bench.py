@@ -38,3 +38,18 @@ def test_bench_runs_and_reports(tmp_path):
     assert {"ips", "snips", "dr", "shadow"} <= set(meta["retrains"][0]["ope"]["candidate"])
     for plot in meta["plots"]:
         assert (tmp_path / "out" / plot).stat().st_size > 10_000
+
+
+def test_with_memory_replaces_only_the_memory_hits():
+    """The bench's per-request fan-out: memory's current list replaces its seeded hits;
+    the other strategies' hits stay; an item only the old memory list had is dropped."""
+    from ltrr.bench.workload import with_memory
+    from ltrr.records import CandidateRecord, Hit
+    from retrievers import Candidate
+
+    old = [CandidateRecord(item_id="a", hits={"lexical": Hit(rank=1, score=2.0), "memory": Hit(rank=3, score=1.0)}),
+           CandidateRecord(item_id="b", hits={"memory": Hit(rank=1, score=1.5)})]
+    learned = [Candidate(item_id="c", score=1.9, strategy="memory", rank=1),
+               Candidate(item_id="a", score=1.2, strategy="memory", rank=2)]
+    got = {c.item_id: {s: h.rank for s, h in c.hits.items()} for c in with_memory(old, learned)}
+    assert got == {"a": {"lexical": 1, "memory": 2}, "c": {"memory": 1}}

@@ -75,14 +75,18 @@ def test_history_aggregates_feed_the_features(featurizer):
             stats.add_event(EventRecord(event_id=f"e{n}", request_id=f"r{n}", item_id="b", type="click", position=2,
                                         ts=0.0), info)
     h = stats.context_history("u1", "chill jazz")  # normalized like the logged query
-    assert h["query"] == {"requests": 3, "chosen": {"lexical": 3, "dense": 3}, "hits": {"dense": 2, "lexical": 2}}
+    assert h["query"] == {"requests": 3, "events": 2, "chosen": {"lexical": 3, "dense": 3},
+                          "hits": {"dense": 2, "lexical": 2}}
     assert h["user"]["requests"] == 3 and h["overall"]["hits"] == {"dense": 2, "lexical": 2}
     assert stats.context_history("u2", "rock")["query"]["requests"] == 0
     merged = merge_history([h, h])
     assert merged["query"]["hits"] == {"dense": 4, "lexical": 4} and merged["user"]["requests"] == 6
+    assert merged["query"]["events"] == 4
     x = f(featurizer, "chill jazz", history=History.from_json(h))
     assert x["query_rate_dense"] == pytest.approx(2 / 4) and x["query_rate_memory"] == 0.0
     assert x["query_requests"] == pytest.approx(np.log1p(3) / 5)
+    assert x["query_events"] == pytest.approx(np.log1p(2) / 5) and x["query_acted_before"] == 1.0
+    assert f(featurizer, "rock", history=History.from_json(stats.context_history("u1", "rock")))["query_acted_before"] == 0
 
 
 SMALL = ["lexical", "dense"]

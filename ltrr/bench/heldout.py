@@ -20,10 +20,10 @@ from ir_measures import nDCG
 from tqdm import tqdm
 
 from ltrr.bench.stream import EVENT_WEIGHT, StreamConfig, StreamResult
-from ltrr.bench.workload import Workload, fan_out, median_latency, ranked
+from ltrr.bench.workload import TOP, Workload, fan_out, median_latency, ranked, with_memory
 from ltrr.data.clicks import ClickModel
 from ranking.features import rrf_sum
-from retrievers import STRATEGIES
+from retrievers import STRATEGIES, Query
 from rl.features import History
 from rl.policy import ActionSpace, PolicyContext, ShadowPolicy
 from rl.reward import candidates_under_plan, plan_grid, reward_table
@@ -48,6 +48,10 @@ def evaluate_heldout(wl: Workload, res: StreamResult, cfg: StreamConfig, progres
     runs: dict[str, dict[str, list[str]]] = {s: {} for s in systems}
     for n, (qid, text) in enumerate(tqdm(judged, desc=f"{wl.name}: held-out", unit="query", disable=not progress)):
         fo = wl.fanout[text]
+        full, returned = fo.candidates, fo.returned
+        if res.memory is not None:  # the memory strategy as the stream's feedback left it
+            learned = res.memory.retrieve(Query(text=text), TOP)
+            full, returned = with_memory(fo.candidates, learned), {**fo.returned, "memory": len(learned)}
         rel = {i for i, g in wl.heldout.qrels.get(qid, {}).items() if g > 0}
         plans = dict(res.plans)
         hist = History.from_json(res.stats.context_history(f"user-{n % cfg.users}", text))
@@ -57,11 +61,11 @@ def evaluate_heldout(wl: Workload, res: StreamResult, cfg: StreamConfig, progres
         acted: dict[str, float] = {}
         for e in clicker.simulate(shown, wl.heldout.qrels.get(qid, {})):
             acted[e.item_id] = max(acted.get(e.item_id, 0.0), EVENT_WEIGHT[e.type])
-        table = reward_table(fo.candidates, acted, latency, space, cfg.reward).ravel()
+        table = reward_table(full, acted, latency, space, cfg.reward).ravel()
         best = int(np.argmax(table[1:])) + 1
         plans["oracle"] = {s: int(b) for s, b in zip(STRATEGIES, grid[best])}
         for system, budgets in plans.items():
-            cands = candidates_under_plan(fo.candidates, budgets)
+            cands = candidates_under_plan(full, budgets)
             got = {c.item_id for c in cands}
             if system == "rrf":  # RRF over the plan's own lists (lexical and dense), not the full fan-out's
                 order, ms = [c.item_id for c in sorted(cands, key=lambda c: (-rrf_sum(c.hits), c.item_id))], 0.0
@@ -71,7 +75,7 @@ def evaluate_heldout(wl: Workload, res: StreamResult, cfg: StreamConfig, progres
             runs[system][qid] = order[:10] or ["__none__"]
             r = rows[system]
             r["recall"].append(len(rel & got) / len(rel) if rel else 0.0)
-            r["fetched"].append(sum(min(b, fo.returned[s]) for s, b in budgets.items() if b > 0))
+            r["fetched"].append(sum(min(b, returned[s]) for s, b in budgets.items() if b > 0))
             r["called"].append(len(called))
             r["ms"].append(max((fo.latency_ms[s] for s in called), default=0.0) + ms)
     out: dict[str, dict[str, Any]] = {}

@@ -7,6 +7,11 @@ system is scored on the same actions with the reward of `rl.reward` (acted items
 plan's union, discounted by the rank that found them, minus the candidate and latency
 cost of the plan), so the comparison is paired request by request.
 
+The memory strategy learns from every feedback event of the stream (shared by all
+systems: it is the users' behaviour, not a system's choice), so repeated queries become
+cheap to answer from memory; `rl.features` tells the bandit how often users acted on a
+query before.
+
 ltrr serves as the orchestrator does: features (`rl.features`) from its own feedback
 aggregates (`FeedbackStats`, fed only with what it could observe: its plan's candidates
 and the actions on them), a plan from `ShadowPolicy(base)` with exact propensities, a
@@ -20,6 +25,7 @@ total reward over the whole stream), and the per-request oracle (best non-empty 
 """
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,11 +35,11 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
-from ltrr.bench.workload import TOP, Workload, fan_out, median_latency, ranked
+from ltrr.bench.workload import TOP, Workload, fan_out, median_latency, ranked, with_memory
 from ltrr.data.clicks import ClickModel
 from ltrr.feedback_stats import FeedbackStats, RequestInfo
 from ltrr.records import EventRecord, PlanRecord, RequestRecord
-from retrievers import STRATEGIES
+from retrievers import STRATEGIES, Query
 from rl.env import LoggedContext
 from rl.features import FEATURE_NAMES, ContextFeaturizer, History
 from rl.policy import DEFAULT_BUDGETS, ActionSpace, FixedPolicy, PolicyContext, ShadowPolicy
@@ -50,7 +56,7 @@ class StreamConfig(BaseModel):
     retrain_every: int = Field(400, ge=20, description="retrain the bandit after this many requests")
     shadow_share: float = Field(0.1, ge=0, le=1, description="shadow exploration share while the fixed plan serves")
     shadow_share_trained: float = Field(0.03, ge=0, le=1, description="shadow share once a trained bandit serves")
-    epsilon: float = Field(0.03, ge=0, le=1, description="epsilon floor: share of uniformly random plans")
+    epsilon: float = Field(0.01, ge=0, le=1, description="epsilon floor: share of uniformly random plans")
     temperature: float = Field(0.3, gt=0, le=10, description="the bandit samples from softmax(logits / temperature)")
     min_shadow: int = Field(40, ge=1, description="shadow requests needed before the first training")
     zipf: float = Field(1.1, gt=0, description="Zipf exponent of query popularity (repeats)")
@@ -69,6 +75,7 @@ class StreamResult:
     policy: Any = None
     featurizer: ContextFeaturizer | None = None
     stats: FeedbackStats | None = None
+    memory: Any = None  # the memory retriever as the stream left it (learned from its feedback)
 
 
 def static_plans() -> dict[str, dict[str, int]]:
@@ -93,6 +100,8 @@ def run_stream(wl: Workload, cfg: StreamConfig, work_dir: Path, progress: bool =
     featurizer = ContextFeaturizer.from_catalog(wl.catalog.values(), wl.index.schema)
     clicker = ClickModel(seed=cfg.seed)
     shown_cache: dict[str, list[str]] = {}
+    memory = wl.index.load("memory")  # a fresh copy: learns from this stream's feedback only
+    shutil.rmtree(work_dir / "bandit", ignore_errors=True)  # the bench's own scratch: bandits of an earlier run
     stats = FeedbackStats()
     serving: Any = ShadowPolicy(FixedPolicy(STRATEGIES, DEFAULT_BUDGETS, cfg.epsilon, cfg.seed), cfg.shadow_share,
                                 cfg.seed)
@@ -109,13 +118,14 @@ def run_stream(wl: Workload, cfg: StreamConfig, work_dir: Path, progress: bool =
     for t in tqdm(range(cfg.requests), desc=f"{wl.name}: stream", unit="req", disable=not progress):
         qid, text = picks[t]
         fo = wl.fanout[text]
-        if text not in shown_cache:
+        if text not in shown_cache:  # what the user wants: the ranker's top 10 of the first full fan-out
             shown_cache[text] = ranked(wl, text, fo.candidates)[0][:10]
         events = clicker.simulate(shown_cache[text], wl.traffic.qrels.get(qid, {}))
         acted: dict[str, float] = {}
         for e in events:
             acted[e.item_id] = max(acted.get(e.item_id, 0.0), EVENT_WEIGHT[e.type])
-        table = reward_table(fo.candidates, acted, latency, space, cfg.reward).ravel()
+        full = with_memory(fo.candidates, memory.retrieve(Query(text=text), TOP))
+        table = reward_table(full, acted, latency, space, cfg.reward).ravel()
         tables[t] = table
         for k, i in static_idx.items():
             rewards[k][t] = table[i]
@@ -128,7 +138,7 @@ def run_stream(wl: Workload, cfg: StreamConfig, work_dir: Path, progress: bool =
         a = space.index(plan.budgets)
         rewards["ltrr"][t] = table[a]
         ltrr_budgets.append(plan.budgets)
-        cands = candidates_under_plan(fo.candidates, plan.budgets)
+        cands = candidates_under_plan(full, plan.budgets)
         got = {c.item_id for c in cands}
         rid = f"r{t}"
         rec = RequestRecord.model_construct(
@@ -142,10 +152,12 @@ def run_stream(wl: Workload, cfg: StreamConfig, work_dir: Path, progress: bool =
             if e.item_id in got:
                 stats.add_event(EventRecord.model_construct(event_id=f"{rid}-{j}", request_id=rid, item_id=e.item_id,
                                                             type=e.type, position=e.position, ts=rec.ts), info)
+        for e in events:  # the memory strategy learns what users act on (as its replicas do in the service)
+            memory.apply_event(text, e.item_id, e.type)
         window.append(LoggedDecision(x, plan.budgets, plan.propensity, float(table[a]), tuple(STRATEGIES),
                                      plan.shadow, table if plan.shadow else None))
         if plan.shadow:
-            pool.append(LoggedContext(x, fo.candidates, acted, latency, tuple(STRATEGIES), rid))
+            pool.append(LoggedContext(x, full, acted, latency, tuple(STRATEGIES), rid))
             window_tables.append(table)
         if (t + 1) % cfg.retrain_every == 0 and t + 1 < cfg.requests and len(pool) >= cfg.min_shadow:
             retrains.append(_retrain(wl, cfg, work_dir, pool, window, window_tables or [table], serving, space,
@@ -158,7 +170,7 @@ def run_stream(wl: Workload, cfg: StreamConfig, work_dir: Path, progress: bool =
     best = int(np.argmax(tables[:, 1:].sum(axis=0))) + 1
     rewards["best_fixed"] = tables[:, best].astype(np.float64)
     statics["best_fixed"] = {s: int(b) for s, b in zip(STRATEGIES, grid[best])}
-    return StreamResult(rewards, statics, ltrr_budgets, retrains, serving, featurizer, stats)
+    return StreamResult(rewards, statics, ltrr_budgets, retrains, serving, featurizer, stats, memory)
 
 
 def _retrain(wl: Workload, cfg: StreamConfig, work_dir: Path, pool: list[LoggedContext],

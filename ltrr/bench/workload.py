@@ -5,8 +5,10 @@ Why retrieve once: every system the bench compares (ltrr, static plans, the orac
 for a sub-plan of "every strategy at budget 100". A plan's candidates are exactly the
 items some called strategy ranked at or above its budget (`rl.reward.union_under_plan`),
 so one full fan-out per query, with its measured per-strategy latency, serves every
-system identically. The memory strategy is used as built (seeded with predicted queries);
-it is not updated from the bench's clicks, and explore's random draw is fixed per query.
+system identically. The memory strategy is the exception: like the service's memory
+replicas, which pull click updates from the feedback actors, it learns from the users'
+feedback as the stream goes, so its list is recomputed per request (`with_memory`) from
+the stream's one memory retriever. Explore's random draw is fixed per query.
 
 Workload names: `music-demo` (builtin:music-demo), `spotify` and `scifact` (under
 LTRR_DATA, or `--data`), `beir:DIR` (any BEIR directory; without a train qrels file its
@@ -28,11 +30,11 @@ from ltrr.cluster import slug
 from ltrr.data.model import Dataset, DatasetError, QuerySet
 from ltrr.data.registry import load_dataset
 from ltrr.index_store import IndexHandle, build_index
-from ltrr.records import CandidateRecord
+from ltrr.records import CandidateRecord, Hit
 from ranking.features import union
 from ranking.model import RankerModel, latest_version, rank
 from ranking.train import RankerTrainConfig, train_from_qrels
-from retrievers import STRATEGIES, Query
+from retrievers import STRATEGIES, Candidate, Query
 from rl.policy import LEVELS
 
 TOP = max(LEVELS)
@@ -153,3 +155,16 @@ def ranked(wl: Workload, query: str, cands: list[CandidateRecord]) -> tuple[list
     start = time.perf_counter()
     order = [i for i, _ in rank(wl.ranker, query, cands, wl.catalog)]
     return order, (time.perf_counter() - start) * 1000
+
+
+def with_memory(candidates: list[CandidateRecord], memory: list[Candidate]) -> list[CandidateRecord]:
+    """A fan-out's candidates with the memory strategy's hits replaced by `memory` (its
+    current list for the query): what the full fan-out retrieves now that memory has learned."""
+    merged: dict[str, dict[str, Hit]] = {}
+    for c in candidates:
+        hits = {s: h for s, h in c.hits.items() if s != "memory"}
+        if hits:
+            merged[c.item_id] = hits
+    for c in memory:
+        merged.setdefault(c.item_id, {})["memory"] = Hit.model_construct(rank=int(c.rank), score=float(c.score))
+    return [CandidateRecord.model_construct(item_id=i, hits=h) for i, h in merged.items()]
