@@ -103,33 +103,40 @@ def retrain_bandit(state: Path, config_path: Path, app: dict, requests: list[Req
                    events: dict[str, list[EventRecord]], tolerance: float) -> dict[str, Any]:
     from rl.env import LoggedContext
     from rl.policy import ActionSpace
-    from rl.promotion import gate, reward_model
+    from rl.promotion import gate, holdout_split, reward_model
     from rl.train import train_bandit
 
     cfg = RewardConfig()
     from deployments.config import AppArgs
 
     strategies = list(AppArgs.model_validate(app["args"]).strategies)
+    requests = sorted(requests, key=lambda r: r.ts)
     shadow = [LoggedContext.from_record(r, events.get(r.request_id, []), r.latency_ms, cfg)
               for r in requests if r.plan.shadow and len(r.features) == DIM]
     if len(shadow) < MIN_SHADOW:
         raise ValueError(f"too few shadow requests to train the bandit: {len(shadow)} < {MIN_SHADOW} "
                          f"(of {len(requests)} logged requests; raise policy.shadow_share or send more traffic)")
+    # the newest shadow requests, and every request since the first of them, judge the candidate out of sample
+    n_hold = holdout_split(len(shadow), MIN_SHADOW)
+    held = {c.request_id for c in shadow[len(shadow) - n_hold:]}
+    first = next((i for i, r in enumerate(requests) if r.request_id in held), 0)
+    train = shadow[:len(shadow) - n_hold]
     kind_dir = state / "models" / "bandit"
     version = "bandit-" + time.strftime("%Y%m%d-%H%M%S")
-    art = train_bandit(shadow, strategies, kind_dir, version, reward=cfg, feature_names=FEATURE_NAMES)
+    art = train_bandit(train, strategies, kind_dir, version, reward=cfg, feature_names=FEATURE_NAMES)
     current = serving_version(config_path, "orchestrator") or "fixed"
     serving = serving_policy(app, current, strategies)
     candidate = serving_policy(app, version, strategies)
     space = ActionSpace(strategies)
     tables = {c.request_id: reward_table(c.candidates, c.acted, c.latency_ms, space, cfg) for c in shadow}
-    logs = _observed(requests, events, cfg, tables)
-    q = reward_model(list(tables.values()))
+    logs = _observed(requests[first:], events, cfg, tables)
+    q = reward_model([tables[c.request_id] for c in train])
     decision = gate(candidate, serving, [d for _, d in logs], space, q, tolerance=tolerance)
+    decision["held_out"] = {"shadow_contexts": n_hold, "logs": len(logs), "in_sample": n_hold == 0}
     served = [d.reward for r, d in logs if r.plan.policy_version == serving.version]
     online = {"version": serving.version, "requests": len(served),
               "mean_reward": float(np.mean(served)) if served else None, "measured_at": time.time()}
-    record = {"version": version, "trained_on_shadow_requests": len(shadow), "serving_version": current,
+    record = {"version": version, "trained_on_shadow_requests": len(train), "serving_version": current,
               "ope": decision, "serving_online_value": online, "promoted": decision["promote"]}
     (art.path / "promotion.json").write_text(json.dumps(record, indent=1))
     prev = kind_dir / current / "promotion.json"

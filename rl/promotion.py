@@ -21,6 +21,12 @@ policy's value with no importance weights at all; its CI comes from the spread o
 contexts. With 15,624 plans, importance weights against a near-deterministic serving
 policy are so extreme that IPS-style intervals rarely decide anything; the gate
 therefore decides on `shadow` when there are shadow logs, and reports all four.
+
+Held out, so the estimate is not in-sample: a policy fitted to some contexts always looks
+good on those same contexts. The caller trains the candidate on the older shadow contexts,
+keeping out the newest `HOLDOUT` share (`holdout_split`). The gate then judges it on every
+request logged since the first held-out one, shadow or not. Non-shadow requests never
+train the bandit, so they are always out of sample.
 """
 from __future__ import annotations
 
@@ -32,6 +38,16 @@ import numpy as np
 
 from rl.ope import Z95, Estimate, compare, doubly_robust, ips, snips
 from rl.policy import ActionSpace, Policy, PolicyContext
+
+HOLDOUT = 0.25  # share of the newest shadow contexts kept out of training for the gate
+
+
+def holdout_split(n_shadow: int, min_train: int, share: float = HOLDOUT) -> int:
+    """How many of the newest `n_shadow` shadow contexts to keep out of training: `share`
+    of them, or 0 when fewer than `min_train` would be left to train on (the gate's
+    estimate is then in-sample, and the caller records that)."""
+    n_hold = int(n_shadow * share)
+    return n_hold if n_shadow - n_hold >= min_train else 0
 
 
 @dataclass

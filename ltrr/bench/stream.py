@@ -17,7 +17,8 @@ aggregates (`FeedbackStats`, fed only with what it could observe: its plan's can
 and the actions on them), a plan from `ShadowPolicy(base)` with exact propensities, a
 cold-start fixed plan until the first training. Every `retrain_every` requests it
 trains a PPO bandit on its shadow requests so far (`rl.train`), gates it with OPE on the
-window's logs (`rl.promotion`), and serves it if not worse.
+requests logged since (`rl.promotion.holdout_split`: the newest quarter of shadow contexts
+is kept out of training, so the estimate is out of sample), and serves it if not worse.
 
 Baselines score the same stream: each strategy alone at budget 100, full fan-out, RRF
 (lexical + dense at 100), the best fixed plan in hindsight (the plan with the largest
@@ -43,7 +44,7 @@ from retrievers import STRATEGIES, Query
 from rl.env import LoggedContext
 from rl.features import FEATURE_NAMES, ContextFeaturizer, History
 from rl.policy import DEFAULT_BUDGETS, ActionSpace, FixedPolicy, PolicyContext, ShadowPolicy
-from rl.promotion import LoggedDecision, gate, reward_model
+from rl.promotion import LoggedDecision, gate, holdout_split, reward_model
 from rl.reward import RewardConfig, candidates_under_plan, plan_grid, reward_table
 from rl.train import PPOConfig, train_bandit
 
@@ -110,9 +111,8 @@ def run_stream(wl: Workload, cfg: StreamConfig, work_dir: Path, progress: bool =
     rewards = {k: np.zeros(cfg.requests) for k in [*statics, "ltrr", "oracle"]}
     tables = np.zeros((cfg.requests, len(grid)), dtype=np.float32)
     ltrr_budgets: list[dict[str, int]] = []
-    pool: list[LoggedContext] = []
-    window: list[LoggedDecision] = []
-    window_tables: list[np.ndarray] = []
+    pool: list[tuple[int, LoggedContext, np.ndarray]] = []  # (request index, shadow context, its table)
+    logs: list[LoggedDecision] = []  # every request ltrr served, in order
     retrains: list[dict[str, Any]] = []
     t0 = 1_700_000_000.0
     for t in tqdm(range(cfg.requests), desc=f"{wl.name}: stream", unit="req", disable=not progress):
@@ -154,44 +154,45 @@ def run_stream(wl: Workload, cfg: StreamConfig, work_dir: Path, progress: bool =
                                                             type=e.type, position=e.position, ts=rec.ts), info)
         for e in events:  # the memory strategy learns what users act on (as its replicas do in the service)
             memory.apply_event(text, e.item_id, e.type)
-        window.append(LoggedDecision(x, plan.budgets, plan.propensity, float(table[a]), tuple(STRATEGIES),
+        logs.append(LoggedDecision(x, plan.budgets, plan.propensity, float(table[a]), tuple(STRATEGIES),
                                      plan.shadow, table if plan.shadow else None))
         if plan.shadow:
-            pool.append(LoggedContext(x, full, acted, latency, tuple(STRATEGIES), rid))
-            window_tables.append(table)
+            pool.append((t, LoggedContext(x, full, acted, latency, tuple(STRATEGIES), rid), table))
         if (t + 1) % cfg.retrain_every == 0 and t + 1 < cfg.requests and len(pool) >= cfg.min_shadow:
-            retrains.append(_retrain(wl, cfg, work_dir, pool, window, window_tables or [table], serving, space,
-                                     t + 1, progress))
+            retrains.append(_retrain(wl, cfg, work_dir, pool, logs, serving, space, t + 1, progress))
             if retrains[-1]["promoted"]:
                 serving = retrains[-1].pop("policy")
             else:
                 retrains[-1].pop("policy")
-            window = []
     best = int(np.argmax(tables[:, 1:].sum(axis=0))) + 1
     rewards["best_fixed"] = tables[:, best].astype(np.float64)
     statics["best_fixed"] = {s: int(b) for s, b in zip(STRATEGIES, grid[best])}
     return StreamResult(rewards, statics, ltrr_budgets, retrains, serving, featurizer, stats, memory)
 
 
-def _retrain(wl: Workload, cfg: StreamConfig, work_dir: Path, pool: list[LoggedContext],
-             window: list[LoggedDecision], tables: list[np.ndarray], serving: Any, space: ActionSpace, at: int,
-             progress: bool) -> dict[str, Any]:
+def _retrain(wl: Workload, cfg: StreamConfig, work_dir: Path, pool: list[tuple[int, LoggedContext, np.ndarray]],
+             logs: list[LoggedDecision], serving: Any, space: ActionSpace, at: int, progress: bool) -> dict[str, Any]:
+    """Train on the older shadow contexts; gate on every request since the first held-out one."""
     from rl.bandit import BanditPolicy
 
     start = time.perf_counter()
     version = f"{wl.name}-bandit-{at:06d}"
-    art = train_bandit(list(pool), list(STRATEGIES), work_dir / "bandit", version, reward=cfg.reward, ppo=cfg.ppo,
-                       feature_names=FEATURE_NAMES, progress=False)
+    n_hold = holdout_split(len(pool), cfg.min_shadow)
+    train = pool[:len(pool) - n_hold]
+    since = pool[len(pool) - n_hold][0] if n_hold else max(0, at - cfg.retrain_every)
+    art = train_bandit([c for _, c, _ in train], list(STRATEGIES), work_dir / "bandit", version, reward=cfg.reward,
+                       ppo=cfg.ppo, feature_names=FEATURE_NAMES, progress=False)
     seconds = time.perf_counter() - start
     candidate = ShadowPolicy(BanditPolicy.load(art.path, epsilon=cfg.epsilon, seed=cfg.seed + at,
                                                   temperature=cfg.temperature),
                              cfg.shadow_share_trained, cfg.seed + at)
-    decision = gate(candidate, serving, window, space, reward_model(tables))
+    decision = gate(candidate, serving, logs[since:], space, reward_model([tb for _, _, tb in train]))
+    decision["held_out"] = {"shadow_contexts": n_hold, "logs": len(logs) - since, "in_sample": n_hold == 0}
     if progress:
         cmp = decision["comparison"]
-        tqdm.write(f"{wl.name}: retrain at {at}: {len(pool)} shadow contexts, {seconds:.0f}s; "
+        tqdm.write(f"{wl.name}: retrain at {at}: {len(train)} shadow contexts (+{n_hold} held out), {seconds:.0f}s; "
                    f"{decision['estimator']} candidate {cmp['target']:.3f} vs serving {cmp['serving']:.3f} "
                    f"(CI of the difference {cmp['ci_low']:.3f}..{cmp['ci_high']:.3f}) -> "
                    f"{'promote' if decision['promote'] else 'keep'}")
-    return {"at": at, "version": version, "shadow_contexts": len(pool), "train_seconds": round(seconds, 1),
+    return {"at": at, "version": version, "shadow_contexts": len(train), "train_seconds": round(seconds, 1),
             "promoted": decision["promote"], "ope": decision, "policy": candidate}
