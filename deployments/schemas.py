@@ -28,7 +28,10 @@ Timestamp = Annotated[float, Field(ge=0, le=MAX_TS, allow_inf_nan=False)]
 
 
 class SearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"query": "chill jazz", "k": 5},
+        {"query": "relaxing music with sax", "user_id": "user-7", "context": {"genre": "jazz", "ts": 1700000000},
+         "k": 10}]})
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="what the user typed")
     user_id: str | None = Field(None, max_length=128, description="stable user id, for history features")
     context: dict[ContextKey, Scalar] = Field(
@@ -89,7 +92,9 @@ class FeedbackEvent(BaseModel):
 
 
 class FeedbackRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"request_id": "JsOgydUFOCvczIY9F4xuCg",
+         "events": [{"event_id": "3f1c9a", "item_id": "track-00042", "type": "click", "position": 1}]}]})
     request_id: str = Field(min_length=1, max_length=64, description="the request_id /search returned")
     events: list[FeedbackEvent] = Field(min_length=1, max_length=MAX_EVENTS,
                                         description=f"1..{MAX_EVENTS} events on items that request showed")
