@@ -3,13 +3,15 @@
 It binds one `RetrieverDeployment` per strategy (named `retriever-<strategy>`), the
 ranker and the orchestrator (the HTTP ingress). Replicas, autoscaling and CPU shares
 per deployment come from `serve_config.yaml`; the defaults here fit every deployment
-on a 2-core machine.
+on a 2-core machine. Queue bounds and the answer past them (load shedding) come from
+the args' `load_shedding` (see `deployments.config.LoadSheddingArgs`).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from ray.serve import Application
+from ray.serve.config import BackpressureConfig
 
 from deployments.config import AppArgs
 from deployments.orchestrator import Orchestrator
@@ -25,12 +27,17 @@ def build_app(args: dict) -> Application:
     missing = [s for s in cfg.strategies if s not in index.strategies]
     if missing:
         raise ValueError(f"strategies {missing} are not built in {cfg.index_dir}; run `ltrr index` first")
+    shed = cfg.load_shedding
+    backpressure = BackpressureConfig(status_code=shed.status_code, retry_after_s=shed.retry_after_s)
     retrievers = {
-        s: RetrieverDeployment.options(name=deployment_name(s)).bind(
+        s: RetrieverDeployment.options(name=deployment_name(s), max_queued_requests=shed.retriever_max_queued,
+                                       backpressure_config=backpressure).bind(
             s, cfg.index_dir, cfg.feedback_dir if s == "memory" else None,
             cfg.feedback_shards if s == "memory" else 0)
         for s in cfg.strategies
     }
     ranker = RankerDeployment.options(
-        name="ranker", user_config={"models_dir": cfg.ranker_models_dir, "version": "latest"}).bind(cfg.index_dir)
-    return Orchestrator.options(name="orchestrator").bind(retrievers, ranker, cfg.model_dump())
+        name="ranker", user_config={"models_dir": cfg.ranker_models_dir, "version": "latest"},
+        max_queued_requests=shed.ranker_max_queued, backpressure_config=backpressure).bind(cfg.index_dir)
+    return Orchestrator.options(name="orchestrator", max_queued_requests=shed.orchestrator_max_queued,
+                                backpressure_config=backpressure).bind(retrievers, ranker, cfg.model_dump())

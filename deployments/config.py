@@ -1,6 +1,8 @@
 """The application's arguments: what `serve_config.yaml` passes to `build_app(args)`."""
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from retrievers import STRATEGIES
@@ -25,6 +27,28 @@ class PolicyArgs(BaseModel):
     seed: int = Field(0, description="seed of the exploration draws")
 
 
+class LoadSheddingArgs(BaseModel):
+    """Past capacity the service answers 503 (or 429) with `Retry-After` instead of queueing
+    without bound. Serve enforces `max_queued_requests` at each caller: the HTTP proxy for the
+    orchestrator, the orchestrator's handles for the ranker and the strategies. A
+    `max_queued_requests` or `backpressure_config` set on a deployment's own entry in
+    serve_config.yaml wins over these app-wide values."""
+
+    model_config = ConfigDict(extra="forbid")
+    orchestrator_max_queued: int = Field(100, ge=1, le=100_000, description="requests the HTTP proxy holds for "
+                                         "the orchestrator once every replica runs max_ongoing_requests; more "
+                                         "are answered `status_code` with Retry-After by the proxy")
+    ranker_max_queued: int = Field(100, ge=1, le=100_000, description="ranker calls queued per orchestrator "
+                                   "replica; past it the answer falls back to the fused order (degraded)")
+    retriever_max_queued: int = Field(50, ge=1, le=100_000, description="calls queued per strategy and "
+                                      "orchestrator replica; past it that strategy is left out of the answer "
+                                      "(degraded), and a request that no strategy could serve is answered "
+                                      "`status_code` with Retry-After")
+    retry_after_s: float = Field(1.0, gt=0, le=3600, description="the Retry-After header (whole seconds, rounded "
+                                 "up) of every answer that sheds load")
+    status_code: Literal[503, 429] = Field(503, description="the status of an answer that sheds load")
+
+
 class AppArgs(BaseModel):
     """Arguments of the ltrr Serve application."""
 
@@ -38,6 +62,10 @@ class AppArgs(BaseModel):
     ranker_timeout_ms: float = Field(2000, gt=0, description="past this the answer falls back to the fused order")
     circuit_cooldown_s: float = Field(5.0, ge=0, description="after a failure, skip the strategy for this long")
     policy: PolicyArgs = Field(default_factory=PolicyArgs)
+    load_shedding: LoadSheddingArgs = Field(default_factory=LoadSheddingArgs,
+                                            description="queue bounds and the answer past them")
+    max_body_bytes: int = Field(65536, ge=1024, le=16 * 1024 * 1024, description="requests with a larger body are "
+                                "refused with 413 before they are parsed")
     admin_token: str | None = Field(None, description="bearer token of the /admin endpoints; unset = they refuse "
                                     "everything. `ltrr up` generates one into <state>/admin_token")
     dashboard_address: str = Field("http://127.0.0.1:8265", description="Ray dashboard (Jobs API) for retraining")

@@ -9,11 +9,16 @@ is served).
 
 /feedback: route the events to the request's shard, which stores them with fsync
 before this answers 202; unknown request ids are refused with 404.
+
+Load shedding: a strategy whose queue is full (Serve's BackPressureError on its handle)
+is left out of the answer; a request that no strategy could serve is answered 503 (or
+the configured 429) with Retry-After, never 500. Bodies over `max_body_bytes` get 413.
 """
 # No `from __future__ import annotations` here: FastAPI reads the endpoint annotations
 # at runtime to tell request bodies from query parameters.
 import asyncio
 import logging
+import math
 import re
 import secrets
 import time
@@ -21,9 +26,11 @@ import time
 import numpy as np
 from fastapi import FastAPI, Header, HTTPException
 from ray import serve
+from ray.serve.exceptions import BackPressureError
 
 from deployments.config import AppArgs
 from deployments.feedback import get_shards, merge_stats, route
+from deployments.limits import BodyLimit
 from deployments.metrics import ServeMetrics
 from deployments.policy_loader import build_policy
 from deployments.retriever import deployment_name
@@ -42,7 +49,7 @@ from deployments.schemas import (
 from ltrr import jobs
 from ltrr.feedback_store import BadEvent, UnknownRequest
 from ltrr.index_store import IndexHandle
-from ltrr.pipeline import SearchPipeline
+from ltrr.pipeline import Overloaded, SearchPipeline, Unavailable
 from ltrr.records import CandidateRecord, EventRecord, RequestRecord
 from rl.features import ContextFeaturizer, History, merge_history
 
@@ -52,7 +59,11 @@ _JOB_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 api = FastAPI(title="ltrr", version="0.1.0",
               description="Learning to rank and retrieve: a bandit chooses retrieval strategies, XGBoost ranks.")
+api.add_middleware(BodyLimit)
 DISPLAY_FIELDS = 6
+SHED_DOC = "overloaded, or no strategy could answer: retry after the Retry-After header (seconds)"
+LIMIT_DOCS: dict = {413: {"description": "request body over max_body_bytes"},
+                    422: {"description": "malformed JSON, unknown fields or out-of-range values, with a message"}}
 
 
 async def _awaited(response):
@@ -64,6 +75,7 @@ async def _awaited(response):
 class Orchestrator:
     def __init__(self, retrievers: dict, ranker, args: dict):
         self.args = AppArgs.model_validate(args)
+        api.state.max_body_bytes = self.args.max_body_bytes
         self.retrievers = retrievers
         self.ranker = ranker
         index = IndexHandle.open(self.args.index_dir)
@@ -76,7 +88,7 @@ class Orchestrator:
             {name: self._retrieve_fn(handle) for name, handle in retrievers.items()},
             self._rank, self._log, build_policy(self.args, list(retrievers), "fixed"),
             self.args.strategy_timeout_ms / 1000, self.args.ranker_timeout_ms / 1000, self.args.circuit_cooldown_s,
-            context_fn=self._features)
+            context_fn=self._features, retry_after_s=self.args.load_shedding.retry_after_s)
 
     def reconfigure(self, config: dict) -> None:
         """user_config {bandit_dir, version}: swap the serving policy with no restart. A version
@@ -125,6 +137,8 @@ class Orchestrator:
             except asyncio.CancelledError:  # timed out: stop the work on the replica too
                 response.cancel()
                 raise
+            except BackPressureError as exc:  # its queue is full: shed, do not trip the breaker
+                raise Overloaded(exc.message, exc.retry_after_s) from None
         return call
 
     async def _rank(self, query: str, cands: list[CandidateRecord]) -> tuple[str, list[tuple[str, float]]]:
@@ -133,9 +147,13 @@ class Orchestrator:
     async def _log(self, record: RequestRecord) -> None:
         await route(self.shards, record.request_id).log_request.remote(record.model_dump_json())
 
-    @api.post("/search", response_model=SearchResponse)
+    @api.post("/search", response_model=SearchResponse, responses={**LIMIT_DOCS, 503: {"description": SHED_DOC}})
     async def search(self, req: SearchRequest) -> SearchResponse:
-        res = await self.pipeline.search(req.query, req.k, req.user_id, req.context)
+        try:
+            res = await self.pipeline.search(req.query, req.k, req.user_id, req.context)
+        except Unavailable as exc:
+            raise HTTPException(self.args.load_shedding.status_code, f"{exc.reason}; retry later",
+                                headers={"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}) from None
         found_by = res.found_by
         plan = res.plan
         self.metrics.record(plan.budgets, res.fetched, res.latency_ms, res.failed, plan.policy_version,
@@ -158,7 +176,8 @@ class Orchestrator:
             fields["year"] = str(item.year)
         return fields
 
-    @api.post("/feedback", status_code=202, response_model=FeedbackResponse)
+    @api.post("/feedback", status_code=202, response_model=FeedbackResponse,
+              responses={**LIMIT_DOCS, 404: {"description": "unknown request_id"}})
     async def feedback(self, req: FeedbackRequest) -> FeedbackResponse:
         now = time.time()
         events = [EventRecord(event_id=e.event_id, request_id=req.request_id, item_id=e.item_id, type=e.type,

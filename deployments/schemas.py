@@ -2,29 +2,43 @@
 document at /docs and answers malformed input with 422 and a message.
 
 Unknown fields are rejected (`extra="forbid"`), and every size is bounded: query length,
-k, context entries, events per request.
+k, context entries and their keys and values, events per request, ids; timestamps must
+be finite and between 1970 and 2100 (pydantic itself refuses text with lone surrogates).
+The whole body is bounded too (`max_body_bytes`, 413; see deployments/limits.py).
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from retrievers.base import MAX_QUERY_CHARS
 
 MAX_RESULTS = 100
 MAX_EVENTS = 100
 MAX_CONTEXT = 20
+MAX_CONTEXT_KEY = 64
+MAX_CONTEXT_VALUE = 256
+MAX_TS = 4_102_444_800.0  # 2100-01-01: later (or non-finite) timestamps are typos or attacks
 
-Scalar = str | int | float | bool
+ContextKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CONTEXT_KEY)]
+Scalar = (Annotated[str, StringConstraints(max_length=MAX_CONTEXT_VALUE)]
+          | Annotated[int, Field(ge=-(2 ** 53), le=2 ** 53)] | Annotated[float, Field(allow_inf_nan=False)] | bool)
+Timestamp = Annotated[float, Field(ge=0, le=MAX_TS, allow_inf_nan=False)]
 
 
 class SearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"query": "chill jazz", "k": 5},
+        {"query": "relaxing music with sax", "user_id": "user-7", "context": {"genre": "jazz", "ts": 1700000000},
+         "k": 10}]})
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="what the user typed")
     user_id: str | None = Field(None, max_length=128, description="stable user id, for history features")
-    context: dict[str, Scalar] = Field(default_factory=dict, max_length=MAX_CONTEXT,
-                                       description="request context, e.g. {\"genre\": \"jazz\", \"locale\": \"en\"}")
+    context: dict[ContextKey, Scalar] = Field(
+        default_factory=dict, max_length=MAX_CONTEXT,
+        description=f"request context, e.g. {{\"genre\": \"jazz\", \"ts\": 1700000000}}: at most {MAX_CONTEXT} "
+                    f"entries, keys up to {MAX_CONTEXT_KEY} and text values up to {MAX_CONTEXT_VALUE} characters; "
+                    "`ts` (unix seconds, for the time-of-day features) must be a number in 0..2100-01-01")
     k: int = Field(10, ge=1, le=MAX_RESULTS, description="number of ranked results to return")
 
     @field_validator("query")
@@ -32,6 +46,14 @@ class SearchRequest(BaseModel):
     def _not_blank(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("query is blank")
+        return v
+
+    @field_validator("context")
+    @classmethod
+    def _ts_in_range(cls, v: dict) -> dict:
+        ts = v.get("ts")
+        if ts is not None and (isinstance(ts, (bool, str)) or not 0 <= ts <= MAX_TS):
+            raise ValueError(f"context.ts must be unix seconds between 0 and {MAX_TS:.0f}, got {ts!r}")
         return v
 
 
@@ -63,16 +85,19 @@ class SearchResponse(BaseModel):
 class FeedbackEvent(BaseModel):
     model_config = ConfigDict(extra="forbid")
     event_id: str = Field(min_length=1, max_length=128, description="client-chosen id; a repeat is ignored")
-    item_id: str = Field(min_length=1, max_length=256)
+    item_id: str = Field(min_length=1, max_length=256, description="an item the request showed (or retrieved)")
     type: Literal["click", "play", "like", "skip"]
     position: int = Field(ge=1, le=MAX_RESULTS, description="1-based position at which the item was shown")
-    ts: float | None = Field(None, ge=0, description="unix seconds; defaults to the time of receipt")
+    ts: Timestamp | None = Field(None, description="unix seconds (0..2100-01-01); defaults to the time of receipt")
 
 
 class FeedbackRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    request_id: str = Field(min_length=1, max_length=64)
-    events: list[FeedbackEvent] = Field(min_length=1, max_length=MAX_EVENTS)
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"request_id": "JsOgydUFOCvczIY9F4xuCg",
+         "events": [{"event_id": "3f1c9a", "item_id": "track-00042", "type": "click", "position": 1}]}]})
+    request_id: str = Field(min_length=1, max_length=64, description="the request_id /search returned")
+    events: list[FeedbackEvent] = Field(min_length=1, max_length=MAX_EVENTS,
+                                        description=f"1..{MAX_EVENTS} events on items that request showed")
 
 
 class FeedbackResponse(BaseModel):

@@ -4,6 +4,10 @@ The orchestrator deployment runs it with DeploymentHandle calls; the latency ben
 and tests run the very same code with in-process callables. Each strategy call has its
 own timeout; a failed or slow strategy (or ranker) degrades the answer instead of
 failing it, and a circuit breaker skips a strategy for a few seconds after it failed.
+A strategy that refuses a call because its queue is full (`Overloaded`: load shedding
+downstream) is left out of that answer without opening its breaker. When no strategy
+answers at all, the request cannot be served: `search` raises `Unavailable`, which the
+HTTP layer answers with 503 and Retry-After, and nothing is logged.
 """
 from __future__ import annotations
 
@@ -30,6 +34,23 @@ async def no_features(query: str, user_id: str | None, context: dict) -> np.ndar
     return np.zeros(0, dtype=np.float32)
 
 
+class Overloaded(Exception):
+    """A strategy refused the call because its queue is full; retry after `retry_after_s`."""
+
+    def __init__(self, message: str = "overloaded", retry_after_s: float | None = None):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Unavailable(Exception):
+    """No strategy answered this request (all overloaded, failed, or skipped by their breakers)."""
+
+    def __init__(self, reason: str, retry_after_s: float):
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+
+
 class Breaker:
     """Per-strategy circuit breaker: after a failure, skip the strategy for `cooldown_s`."""
 
@@ -45,6 +66,12 @@ class Breaker:
 
     def is_open(self, name: str) -> bool:
         return self.open_until.get(name, 0.0) > time.monotonic()
+
+    def seconds_to_first_close(self, names: list[str]) -> float:
+        """Seconds until the first of `names` whose circuit is open may be called again (0 if none)."""
+        now = time.monotonic()
+        waits = [self.open_until.get(n, 0.0) - now for n in names if self.is_open(n)]
+        return max(0.0, min(waits)) if waits else 0.0
 
 
 @dataclass
@@ -75,8 +102,9 @@ class SearchResult:
 class SearchPipeline:
     def __init__(self, retrievers: dict[str, RetrieveFn], rank: RankFn, log: LogFn, policy: Policy,
                  strategy_timeout_s: float = 1.0, ranker_timeout_s: float = 2.0, cooldown_s: float = 5.0,
-                 context_fn: ContextFn = no_features):
+                 context_fn: ContextFn = no_features, retry_after_s: float = 1.0):
         self.retrievers = retrievers
+        self.retry_after_s = retry_after_s
         self.context_fn = context_fn
         self.rank_fn = rank
         self.log_fn = log
@@ -86,16 +114,29 @@ class SearchPipeline:
         self.breaker = Breaker(cooldown_s)
 
     async def _call(self, name: str, query: str, budget: int, user_id: str | None,
-                    context: dict) -> tuple[str, list[Candidate] | None, float]:
+                    context: dict) -> tuple[str, list[Candidate] | None, float, Overloaded | None]:
         start = time.perf_counter()
+        overloaded = None
         try:
             rows = await asyncio.wait_for(self.retrievers[name](query, budget, user_id, context),
                                           self.strategy_timeout_s)
             cands = [Candidate(item_id=i, score=s, rank=r, strategy=name) for i, s, r in rows]
+        except Overloaded as exc:  # its queue is full: leave it out of this answer, keep calling it
+            overloaded, cands = exc, None
         except Exception:  # timeout, dead replica, strategy error: degrade, never fail the request
             self.breaker.fail(name)
             cands = None
-        return name, cands, (time.perf_counter() - start) * 1000
+        return name, cands, (time.perf_counter() - start) * 1000, overloaded
+
+    def _unavailable(self, planned: list[str], overloaded: list[Overloaded]) -> Unavailable:
+        if overloaded:
+            waits = [o.retry_after_s for o in overloaded if o.retry_after_s is not None]
+            return Unavailable(f"overloaded: the strategies this request needed are at capacity or failed ({', '.join(planned)})",
+                               max(waits, default=self.retry_after_s))
+        if planned:
+            return Unavailable(f"no strategy answered ({', '.join(planned)} failed)", self.retry_after_s)
+        wait = self.breaker.seconds_to_first_close(list(self.retrievers))
+        return Unavailable("every strategy failed recently and is paused (circuit open)", max(wait, 1.0))
 
     async def search(self, query: str, k: int, user_id: str | None = None,
                      context: dict[str, Any] | None = None) -> SearchResult:
@@ -113,15 +154,20 @@ class SearchPipeline:
         calls = [self._call(s, query, b, user_id, context) for s, b in plan.budgets.items() if b > 0]
         results: dict[str, list[Candidate]] = {}
         failed: list[str] = []
+        overloaded: list[Overloaded] = []
         latency: dict[str, float] = {}
-        for name, cands, ms in await asyncio.gather(*calls):
+        for name, cands, ms, over in await asyncio.gather(*calls):
             timings[f"retrieve:{name}"] = ms
             latency[name] = round(ms, 3)
+            if over is not None:
+                overloaded.append(over)
             if cands is None:
                 failed.append(name)
             else:
                 results[name] = cands
         timings["retrieve"] = (time.perf_counter() - t1) * 1000
+        if not results:  # nothing to rank or show: an empty 200 would hide the outage
+            raise self._unavailable(failed, overloaded)
         candidates = union(results)
 
         t2 = time.perf_counter()

@@ -22,3 +22,16 @@ def data_root() -> Path:
         pytest.fail(f"LTRR_DATA={raw!r} is not a directory (resolved to {root.resolve()}); "
                     f"fix the path or unset LTRR_DATA to skip real-data tests")
     return root
+
+
+@pytest.fixture(scope="session")
+def demo_index(tmp_path_factory) -> Path:
+    """Every strategy's index of the 600-track music-demo, built once per session in a
+    subprocess (the JVM and torch stay out of pytest) and shared, read only, by the tests
+    that run the service (test_serve, test_resilience, test_multinode)."""
+    from tests.live import DEMO_600, ltrr
+
+    out = tmp_path_factory.mktemp("demo-index") / "index"
+    built = ltrr("index", "--dataset", DEMO_600, "--out", str(out), "--json")
+    assert built.returncode == 0, built.stdout + built.stderr
+    return out

@@ -261,6 +261,26 @@ def test_broken_serve_config_is_rejected(serve_config, breakage, message):
         check_serve_config(broken)
 
 
+def test_every_queue_is_bounded_and_sheds_with_retry_after(serve_config):
+    """Load shedding: every deployment the builder creates has a finite max_queued_requests and
+    answers past it with the configured status and Retry-After (deployments/config.py)."""
+    args = serve_config["applications"][0]["args"]
+    built = _built_deployments(args)
+    shed = AppArgs.model_validate(args).load_shedding
+    for name, dep in built.items():
+        assert dep.max_queued_requests >= 1, f"{name}: unbounded queue"
+        bp = dep._deployment_config.backpressure_config
+        assert (bp.status_code, bp.retry_after_s) == (shed.status_code, shed.retry_after_s), name
+    assert built["orchestrator"].max_queued_requests == shed.orchestrator_max_queued
+    assert built["retriever-dense"].max_queued_requests == shed.retriever_max_queued
+    tight = _built_deployments({**args, "load_shedding": {"orchestrator_max_queued": 3, "status_code": 429}})
+    assert tight["orchestrator"].max_queued_requests == 3
+    assert tight["ranker"]._deployment_config.backpressure_config.status_code == 429
+    for bad in ({"orchestrator_max_queued": 0}, {"status_code": 500}, {"retry_after": 1}):
+        with pytest.raises(ValueError):
+            AppArgs.model_validate({**args, "load_shedding": bad})
+
+
 # ---------------------------------------------------------------------- k8s/rayservice.yaml
 
 def test_rayservice_embeds_the_same_serve_config(manifest, serve_config):

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from ltrr.pipeline import SearchPipeline
+from ltrr.pipeline import Overloaded, SearchPipeline, Unavailable
 from rl.policy import FixedPolicy
 
 
@@ -66,3 +66,36 @@ def test_failed_ranker_serves_fused_order():
     p = pipeline({"a": fixed([("x", 2.0, 1), ("y", 1.0, 2)])}, rank=bad_rank)
     res = asyncio.run(p.search("q", k=5))
     assert res.failed == ["ranker"] and [i for i, _ in res.ranked] == ["x", "y"]
+
+
+def overloaded(retry_after_s):
+    async def fn(query, k, user_id, context):
+        raise Overloaded("queue full", retry_after_s)
+    return fn
+
+
+def test_overloaded_strategy_is_left_out_without_opening_its_breaker():
+    p = pipeline({"a": fixed([("x", 2.0, 1)]), "busy": overloaded(3.0)})
+    res = asyncio.run(p.search("q", k=5))
+    assert res.failed == ["busy"] and [i for i, _ in res.ranked] == ["x"]
+    assert not p.breaker.is_open("busy")  # back-pressure is not a fault: keep calling it
+    assert asyncio.run(p.search("q", k=5)).plan.budgets["busy"] == 10
+
+
+def test_no_strategy_answering_raises_unavailable_and_logs_nothing():
+    logged = []
+    p = pipeline({"a": overloaded(3.0), "b": overloaded(None)}, logged=logged)
+    with pytest.raises(Unavailable, match="overloaded") as exc:
+        asyncio.run(p.search("q", k=5))
+    assert exc.value.retry_after_s == 3.0 and logged == []
+    p = pipeline({"a": broken}, logged=logged)
+    with pytest.raises(Unavailable, match="no strategy answered"):
+        asyncio.run(p.search("q", k=5))
+    with pytest.raises(Unavailable, match="circuit open") as exc:  # the breaker now skips the only strategy
+        asyncio.run(p.search("q", k=5))
+    assert 1.0 <= exc.value.retry_after_s <= 60 and logged == []
+
+
+def test_a_strategy_with_no_hits_is_an_answer_not_an_outage():
+    res = asyncio.run(pipeline({"a": fixed([])}).search("q", k=5))
+    assert res.ranked == [] and res.failed == []

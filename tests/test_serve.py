@@ -27,9 +27,9 @@ def ltrr(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
+def service(tmp_path_factory, demo_index):
     root = tmp_path_factory.mktemp("serve")
-    index, state = root / "index", root / "state"
+    index, state = demo_index, root / "state"
     ltrr("down")
     up = ltrr("up", "--dataset", DATASET, "--index", str(index), "--state", str(state), "--port", str(PORT))
     try:
