@@ -61,37 +61,47 @@ MAX_EXAMPLES = 50  # per operation and generation mode: about 600 requests, some
 
 
 def test_no_generated_request_is_a_server_error(service, request_id):
-    """Schemathesis generates valid and invalid paths, headers and bodies for every operation of
-    /openapi.json (admin ones without a token): each answer must pass `not_a_server_error`. Half
-    of the generated feedback quotes a real request_id, so events reach a feedback actor.
-    (Schemathesis' own pytest loader does not run on pytest 9, hence plain hypothesis here.)"""
+    """Schemathesis replays the OpenAPI examples and generates valid and invalid paths, headers
+    and bodies for every operation of /openapi.json (admin ones without a token): each answer
+    must pass `not_a_server_error`. Half of the generated feedback quotes a real request_id, so
+    events reach a feedback actor. (Schemathesis' own pytest loader does not run on pytest 9,
+    hence plain hypothesis here.)"""
     schema = schemathesis.openapi.from_url(f"{BASE}/openapi.json", timeout=30)
     session = requests.Session()
     tested: Counter = Counter()
     failures: list[str] = []
+
+    def run(op, strategy, max_examples: int) -> None:
+        @settings(max_examples=max_examples, deadline=None, derandomize=True, database=None,
+                  phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+        @given(case=strategy)
+        def call(case) -> None:
+            if op.label == "POST /feedback" and isinstance(case.body, dict) and len(str(case.body)) % 2:
+                case.body["request_id"] = request_id
+            response = case.call(session=session, timeout=60)
+            tested[f"{op.label} {response.status_code}"] += 1
+            try:
+                case.validate_response(response, checks=[not_a_server_error])
+            except (AssertionError, BaseExceptionGroup) as exc:  # collected, not raised: no shrinking
+                failures.append(f"{op.label} -> {response.status_code}: {str(case.body)[:300]}: {exc}"[:1500])
+        call()
+
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {"POST /search", "POST /feedback", "POST /admin/retrain", "GET /admin/jobs/{job_id}"} <= {
         op.label for op in operations}
+    examples = 0
     for op in operations:
+        for strategy in schema.get_strategies_from_examples(op):
+            run(op, strategy, 3)
+            examples += 1
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
-                      phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
-            @given(case=op.as_strategy(generation_mode=mode))
-            def call(case) -> None:
-                if op.label == "POST /feedback" and isinstance(case.body, dict) and len(str(case.body)) % 2:
-                    case.body["request_id"] = request_id
-                response = case.call(session=session, timeout=60)
-                tested[f"{op.label} {response.status_code}"] += 1
-                try:
-                    case.validate_response(response, checks=[not_a_server_error])
-                except (AssertionError, BaseExceptionGroup) as exc:  # collected, not raised: no shrinking
-                    failures.append(f"{op.label} -> {response.status_code}: {str(case.body)[:300]}: {exc}"[:1500])
             try:
-                call()
+                run(op, op.as_strategy(generation_mode=mode), MAX_EXAMPLES)
             except Unsatisfiable:  # no parameters to make invalid (GET /healthz): nothing to send
                 assert mode == GenerationMode.NEGATIVE, op.label
     print(dict(sorted(tested.items())))
     assert not failures, "\n".join(failures[:10])
+    assert examples >= 3, "the /search and /feedback examples of the OpenAPI document were not found"
     assert sum(n for k, n in tested.items() if k.startswith("POST /search 2")) > 0, "no valid search was generated"
     assert sum(n for k, n in tested.items() if k.startswith("POST /search 4")) > 0, "no invalid search was generated"
 
