@@ -172,6 +172,17 @@ def _scale(args: argparse.Namespace) -> int:
     return 0
 
 
+BENCH_FLAGS = {  # StreamConfig fields settable from `ltrr bench`; their defaults live in StreamConfig only
+    "requests": (int, "requests in each workload's stream"),
+    "retrain_every": (int, "retrain the bandit every N requests"),
+    "shadow_share": (float, "share of shadow-exploration requests while the fixed plan serves"),
+    "shadow_share_trained": (float, "shadow share once a bandit serves"),
+    "epsilon": (float, "epsilon floor of the bandit's exploration"),
+    "temperature": (float, "the bandit samples from softmax(logits / T)"),
+    "seed": (int, "seed of the stream, the clicks and the policies"),
+}
+
+
 def _bench(args: argparse.Namespace) -> int:
     from ltrr.bench.report import run_bench
     from ltrr.bench.stream import StreamConfig
@@ -182,9 +193,10 @@ def _bench(args: argparse.Namespace) -> int:
         workloads = ["music-demo", "spotify", "scifact"]
     from rl.train import PPOConfig
 
-    cfg = StreamConfig(requests=args.requests, retrain_every=args.retrain_every, shadow_share=args.shadow_share,
-                       shadow_share_trained=args.shadow_share_trained, epsilon=args.epsilon,
-                       temperature=args.temperature, seed=args.seed, ppo=PPOConfig(iterations=args.ppo_iterations))
+    given = {k: getattr(args, k) for k in BENCH_FLAGS if getattr(args, k) is not None}  # the rest: StreamConfig's
+    if args.ppo_iterations is not None:
+        given["ppo"] = PPOConfig(iterations=args.ppo_iterations)
+    cfg = StreamConfig(**given)
     out = run_bench(workloads, cfg, Path(args.state), Path(args.out), Path(args.data) if args.data else None,
                     progress=not args.json)
     print(f"report: {Path(args.out) / 'report.md'}", file=sys.stderr)
@@ -319,14 +331,9 @@ def parser() -> argparse.ArgumentParser:
     bn = sub.add_parser("bench", help="the proof: ltrr against static plans and the oracle on simulated traffic")
     bn.add_argument("--workload", help="music-demo, spotify, scifact or beir:DIR (default: the first three)")
     bn.add_argument("--data", help="real data root (default: $LTRR_DATA) for spotify and scifact")
-    bn.add_argument("--requests", type=int, default=2000, help="requests in each workload's stream")
-    bn.add_argument("--retrain-every", type=int, default=400, help="retrain the bandit every N requests")
-    bn.add_argument("--shadow-share", type=float, default=0.1, help="share of shadow-exploration requests")
-    bn.add_argument("--shadow-share-trained", type=float, default=0.03, help="shadow share once a bandit serves")
-    bn.add_argument("--epsilon", type=float, default=0.01, help="epsilon floor of the bandit's exploration")
-    bn.add_argument("--temperature", type=float, default=0.3, help="the bandit samples from softmax(logits / T)")
-    bn.add_argument("--ppo-iterations", type=int, default=20, help="PPO iterations per retraining (after the warm start)")
-    bn.add_argument("--seed", type=int, default=0)
+    for name, (kind, text) in BENCH_FLAGS.items():  # unset flags keep StreamConfig's defaults (ltrr/bench/stream.py)
+        bn.add_argument("--" + name.replace("_", "-"), type=kind, help=text)
+    bn.add_argument("--ppo-iterations", type=int, help="PPO iterations per retraining, after the warm start")
     bn.add_argument("--state", default="state/bench", help="indexes, rankers and bandits of the bench")
     bn.add_argument("--out", default="benchmarks", help="where report.md and report/*.png go")
     bn.add_argument("--json", action="store_true", help="last line printed is one JSON object")

@@ -64,7 +64,8 @@ class StreamConfig(BaseModel):
     users: int = Field(50, ge=1, description="simulated users")
     seed: int = Field(0, description="seed of the stream, the clicks and the policies")
     reward: RewardConfig = Field(default_factory=RewardConfig)
-    ppo: PPOConfig = Field(default_factory=PPOConfig)
+    ppo: PPOConfig = Field(default_factory=lambda: PPOConfig(iterations=20),
+                           description="PPO after the full-information warm start (20 iterations suffice after it)")
 
 
 @dataclass
@@ -111,7 +112,7 @@ def run_stream(wl: Workload, cfg: StreamConfig, work_dir: Path, progress: bool =
     rewards = {k: np.zeros(cfg.requests) for k in [*statics, "ltrr", "oracle"]}
     tables = np.zeros((cfg.requests, len(grid)), dtype=np.float32)
     ltrr_budgets: list[dict[str, int]] = []
-    pool: list[tuple[int, LoggedContext, np.ndarray]] = []  # (request index, shadow context, its table)
+    pool: list[tuple[int, LoggedContext]] = []  # (request index, shadow context); its table is tables[index]
     logs: list[LoggedDecision] = []  # every request ltrr served, in order
     retrains: list[dict[str, Any]] = []
     t0 = 1_700_000_000.0
@@ -157,9 +158,9 @@ def run_stream(wl: Workload, cfg: StreamConfig, work_dir: Path, progress: bool =
         logs.append(LoggedDecision(x, plan.budgets, plan.propensity, float(table[a]), tuple(STRATEGIES),
                                      plan.shadow, table if plan.shadow else None))
         if plan.shadow:
-            pool.append((t, LoggedContext(x, full, acted, latency, tuple(STRATEGIES), rid), table))
+            pool.append((t, LoggedContext(x, full, acted, latency, tuple(STRATEGIES), rid)))
         if (t + 1) % cfg.retrain_every == 0 and t + 1 < cfg.requests and len(pool) >= cfg.min_shadow:
-            retrains.append(_retrain(wl, cfg, work_dir, pool, logs, serving, space, t + 1, progress))
+            retrains.append(_retrain(wl, cfg, work_dir, pool, tables, logs, serving, space, t + 1, progress))
             if retrains[-1]["promoted"]:
                 serving = retrains[-1].pop("policy")
             else:
@@ -170,8 +171,9 @@ def run_stream(wl: Workload, cfg: StreamConfig, work_dir: Path, progress: bool =
     return StreamResult(rewards, statics, ltrr_budgets, retrains, serving, featurizer, stats, memory)
 
 
-def _retrain(wl: Workload, cfg: StreamConfig, work_dir: Path, pool: list[tuple[int, LoggedContext, np.ndarray]],
-             logs: list[LoggedDecision], serving: Any, space: ActionSpace, at: int, progress: bool) -> dict[str, Any]:
+def _retrain(wl: Workload, cfg: StreamConfig, work_dir: Path, pool: list[tuple[int, LoggedContext]],
+             tables: np.ndarray, logs: list[LoggedDecision], serving: Any, space: ActionSpace, at: int,
+             progress: bool) -> dict[str, Any]:
     """Train on the older shadow contexts; gate on every request since the first held-out one."""
     from rl.bandit import BanditPolicy
 
@@ -180,13 +182,13 @@ def _retrain(wl: Workload, cfg: StreamConfig, work_dir: Path, pool: list[tuple[i
     n_hold = holdout_split(len(pool), cfg.min_shadow)
     train = pool[:len(pool) - n_hold]
     since = pool[len(pool) - n_hold][0] if n_hold else max(0, at - cfg.retrain_every)
-    art = train_bandit([c for _, c, _ in train], list(STRATEGIES), work_dir / "bandit", version, reward=cfg.reward,
+    art = train_bandit([c for _, c in train], list(STRATEGIES), work_dir / "bandit", version, reward=cfg.reward,
                        ppo=cfg.ppo, feature_names=FEATURE_NAMES, progress=False)
     seconds = time.perf_counter() - start
     candidate = ShadowPolicy(BanditPolicy.load(art.path, epsilon=cfg.epsilon, seed=cfg.seed + at,
                                                   temperature=cfg.temperature),
                              cfg.shadow_share_trained, cfg.seed + at)
-    decision = gate(candidate, serving, logs[since:], space, reward_model([tb for _, _, tb in train]))
+    decision = gate(candidate, serving, logs[since:], space, reward_model([tables[i] for i, _ in train]))
     decision["held_out"] = {"shadow_contexts": n_hold, "logs": len(logs) - since, "in_sample": n_hold == 0}
     if progress:
         cmp = decision["comparison"]
