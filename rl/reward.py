@@ -121,8 +121,7 @@ def reward_table(candidates: Sequence[CandidateRecord], acted: Mapping[str, floa
     an item's gain under a plan is the max over strategies of its per-strategy gain
     G[i, s, l] = w_i * d(rank_s(i)) if rank_s(i) <= levels[l] else 0; the (items, L, ..., L)
     array of maxima is built by broadcasting one strategy axis at a time and summed over
-    items (in chunks of `chunk` items to bound memory). Cost is additive over strategies,
-    so it is a broadcast sum of per-strategy cost vectors.
+    items (in chunks of `chunk` items to bound memory), minus `cost_table`.
     """
     strategies, lv = space.strategies, np.asarray(space.levels, dtype=np.float64)
     n, L = len(strategies), len(lv)
@@ -151,8 +150,17 @@ def reward_table(candidates: Sequence[CandidateRecord], acted: Mapping[str, floa
                 for k in range(1, n):
                     acc = np.maximum(acc[..., None], g[:, k, :].reshape((len(g),) + (1,) * k + (L,)))
                 table += sign * acc.sum(axis=0)
-    for k, s in enumerate(strategies):
+    return table - cost_table(latency_ms, space, cfg)
+
+
+def cost_table(latency_ms: Mapping[str, float], space: ActionSpace, cfg: RewardConfig) -> np.ndarray:
+    """`plan_cost` of every plan, shape (L,)*n like `reward_table`. Cost is additive over
+    strategies, so it is a broadcast sum of per-strategy cost vectors."""
+    lv = np.asarray(space.levels, dtype=np.float64)
+    n, L = len(space.strategies), len(lv)
+    table = np.zeros((L,) * n)
+    for k, s in enumerate(space.strategies):
         lat = latency_ms.get(s, 0.0)
         cost = cfg.candidate_cost * lv / 100.0 + np.where(lv > 0, cfg.latency_cost * lat / 100.0, 0.0)
-        table -= cost.reshape((1,) * k + (L,) + (1,) * (n - k - 1))
+        table += cost.reshape((1,) * k + (L,) + (1,) * (n - k - 1))
     return table

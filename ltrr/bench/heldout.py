@@ -19,7 +19,8 @@ import numpy as np
 from ir_measures import nDCG
 from tqdm import tqdm
 
-from ltrr.bench.stream import EVENT_WEIGHT, StreamConfig, StreamResult
+from ltrr.bench.stream import StreamConfig, StreamResult
+from ltrr.bench.traffic import EVENT_WEIGHT
 from ltrr.bench.workload import TOP, Workload, fan_out, median_latency, ranked, with_memory
 from ltrr.data.clicks import ClickModel
 from ranking.features import rrf_sum

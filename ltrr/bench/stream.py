@@ -1,16 +1,9 @@
-"""The bench's simulated traffic: one query stream, ltrr learning online, static baselines.
+"""The bench's stream: ltrr learning online on the simulated traffic, and static baselines.
 
-Simulated users send traffic-split queries drawn with Zipf repeats. For request t the
-user's actions come from the click simulator on the ranker's order of the full fan-out
-(top 10 shown; clicks and plays by relevance and position): what the user wants. Every
-system is scored on the same actions with the reward of `rl.reward` (acted items in the
-plan's union, discounted by the rank that found them, minus the candidate and latency
-cost of the plan), so the comparison is paired request by request.
-
-The memory strategy learns from every feedback event of the stream (shared by all
-systems: it is the users' behaviour, not a system's choice), so repeated queries become
-cheap to answer from memory; `rl.features` tells the bandit how often users acted on a
-query before.
+The traffic (`ltrr.bench.traffic.SimulatedTraffic`) gives each request the users' actions
+and the reward of every plan on them (`rl.reward`: acted items in the plan's union,
+discounted by the rank that found them, minus the candidate and latency cost of the
+plan), so every system is scored on the same actions, paired request by request.
 
 ltrr serves as the orchestrator does: features (`rl.features`) from its own feedback
 aggregates (`FeedbackStats`, fed only with what it could observe: its plan's candidates
@@ -36,19 +29,17 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
-from ltrr.bench.workload import TOP, Workload, fan_out, median_latency, ranked, with_memory
-from ltrr.data.clicks import ClickModel
+from ltrr.bench.traffic import SimulatedTraffic
+from ltrr.bench.workload import TOP, Workload
 from ltrr.feedback_stats import FeedbackStats, RequestInfo
 from ltrr.records import EventRecord, PlanRecord, RequestRecord
-from retrievers import STRATEGIES, Query
+from retrievers import STRATEGIES
 from rl.env import LoggedContext
 from rl.features import FEATURE_NAMES, ContextFeaturizer, History
 from rl.policy import DEFAULT_BUDGETS, ActionSpace, FixedPolicy, PolicyContext, ShadowPolicy
 from rl.promotion import LoggedDecision, gate, holdout_split, reward_model
-from rl.reward import RewardConfig, candidates_under_plan, plan_grid, reward_table
+from rl.reward import RewardConfig, candidates_under_plan
 from rl.train import PPOConfig, train_bandit
-
-EVENT_WEIGHT = {"click": 1.0, "play": 2.0}
 
 
 class StreamConfig(BaseModel):
@@ -78,6 +69,9 @@ class StreamResult:
     featurizer: ContextFeaturizer | None = None
     stats: FeedbackStats | None = None
     memory: Any = None  # the memory retriever as the stream left it (learned from its feedback)
+    tables: np.ndarray | None = None  # every request's reward table (requests, plans)
+    keys: list[tuple[str, bool]] = field(default_factory=list)  # (query, acted on before) per request
+    latency: dict[str, float] = field(default_factory=dict)  # per-strategy latency the plan costs used (ms)
 
 
 def static_plans() -> dict[str, dict[str, int]]:
@@ -89,20 +83,9 @@ def static_plans() -> dict[str, dict[str, int]]:
 
 
 def run_stream(wl: Workload, cfg: StreamConfig, work_dir: Path, progress: bool = True) -> StreamResult:
-    rng = np.random.default_rng(cfg.seed)
-    judged = sorted(wl.traffic.judged().items())
-    weights = 1.0 / np.arange(1, len(judged) + 1) ** cfg.zipf
-    order = rng.permutation(len(judged))
-    picks = [judged[order[i]] for i in rng.choice(len(judged), size=cfg.requests, p=weights / weights.sum())]
-    users = [f"user-{int(u)}" for u in rng.integers(0, cfg.users, size=cfg.requests)]
-    fan_out(wl, [t for _, t in picks], progress)
-    latency = median_latency(wl)
-    space = ActionSpace(STRATEGIES)
-    grid = plan_grid(space)
+    traffic = SimulatedTraffic(wl, cfg.requests, cfg.zipf, cfg.users, cfg.seed, cfg.reward, progress)
+    space, grid = traffic.space, traffic.grid
     featurizer = ContextFeaturizer.from_catalog(wl.catalog.values(), wl.index.schema)
-    clicker = ClickModel(seed=cfg.seed)
-    shown_cache: dict[str, list[str]] = {}
-    memory = wl.index.load("memory")  # a fresh copy: learns from this stream's feedback only
     shutil.rmtree(work_dir / "bandit", ignore_errors=True)  # the bench's own scratch: bandits of an earlier run
     stats = FeedbackStats()
     serving: Any = ShadowPolicy(FixedPolicy(STRATEGIES, DEFAULT_BUDGETS, cfg.epsilon, cfg.seed), cfg.shadow_share,
@@ -115,50 +98,40 @@ def run_stream(wl: Workload, cfg: StreamConfig, work_dir: Path, progress: bool =
     pool: list[tuple[int, LoggedContext]] = []  # (request index, shadow context); its table is tables[index]
     logs: list[LoggedDecision] = []  # every request ltrr served, in order
     retrains: list[dict[str, Any]] = []
-    t0 = 1_700_000_000.0
-    for t in tqdm(range(cfg.requests), desc=f"{wl.name}: stream", unit="req", disable=not progress):
-        qid, text = picks[t]
-        fo = wl.fanout[text]
-        if text not in shown_cache:  # what the user wants: the ranker's top 10 of the first full fan-out
-            shown_cache[text] = ranked(wl, text, fo.candidates)[0][:10]
-        events = clicker.simulate(shown_cache[text], wl.traffic.qrels.get(qid, {}))
-        acted: dict[str, float] = {}
-        for e in events:
-            acted[e.item_id] = max(acted.get(e.item_id, 0.0), EVENT_WEIGHT[e.type])
-        full = with_memory(fo.candidates, memory.retrieve(Query(text=text), TOP))
-        table = reward_table(full, acted, latency, space, cfg.reward).ravel()
+    keys: list[tuple[str, bool]] = []
+    for req in traffic:
+        t, text, table = req.t, req.text, req.table
+        keys.append((text, req.seen_events > 0))
         tables[t] = table
         for k, i in static_idx.items():
             rewards[k][t] = table[i]
         rewards["oracle"][t] = table[1:].max()
         # ltrr: features from what it has observed, a plan, the reward of that plan
-        hist = History.from_json(stats.context_history(users[t], text))
-        x = featurizer.featurize(text, hist, ts=t0 + 3.0 * t)
+        hist = History.from_json(stats.context_history(req.user, text))
+        x = featurizer.featurize(text, hist, ts=req.ts)
         ctx = PolicyContext(features=x, available=tuple(STRATEGIES))
         plan = serving.plan(ctx)
         a = space.index(plan.budgets)
         rewards["ltrr"][t] = table[a]
         ltrr_budgets.append(plan.budgets)
-        cands = candidates_under_plan(full, plan.budgets)
+        cands = candidates_under_plan(req.candidates, plan.budgets)
         got = {c.item_id for c in cands}
         rid = f"r{t}"
         rec = RequestRecord.model_construct(
-            request_id=rid, ts=t0 + 3.0 * t, query=text, user_id=users[t], context={}, features=[],
+            request_id=rid, ts=req.ts, query=text, user_id=req.user, context={}, features=[],
             plan=PlanRecord.model_construct(budgets=plan.budgets, propensity=plan.propensity,
                                             policy_version=plan.policy_version, shadow=plan.shadow),
             failed=[], latency_ms={}, candidates=cands, shown=[], ranker_version=wl.ranker.version)
         info = RequestInfo.of(rec)
         stats.add_request(rec, info)
-        for j, e in enumerate(events):
+        for j, e in enumerate(req.events):
             if e.item_id in got:
                 stats.add_event(EventRecord.model_construct(event_id=f"{rid}-{j}", request_id=rid, item_id=e.item_id,
                                                             type=e.type, position=e.position, ts=rec.ts), info)
-        for e in events:  # the memory strategy learns what users act on (as its replicas do in the service)
-            memory.apply_event(text, e.item_id, e.type)
         logs.append(LoggedDecision(x, plan.budgets, plan.propensity, float(table[a]), tuple(STRATEGIES),
                                      plan.shadow, table if plan.shadow else None))
         if plan.shadow:
-            pool.append((t, LoggedContext(x, full, acted, latency, tuple(STRATEGIES), rid)))
+            pool.append((t, LoggedContext(x, req.candidates, req.acted, traffic.latency, tuple(STRATEGIES), rid)))
         if (t + 1) % cfg.retrain_every == 0 and t + 1 < cfg.requests and len(pool) >= cfg.min_shadow:
             retrains.append(_retrain(wl, cfg, work_dir, pool, tables, logs, serving, space, t + 1, progress))
             if retrains[-1]["promoted"]:
@@ -168,7 +141,8 @@ def run_stream(wl: Workload, cfg: StreamConfig, work_dir: Path, progress: bool =
     best = int(np.argmax(tables[:, 1:].sum(axis=0))) + 1
     rewards["best_fixed"] = tables[:, best].astype(np.float64)
     statics["best_fixed"] = {s: int(b) for s, b in zip(STRATEGIES, grid[best])}
-    return StreamResult(rewards, statics, ltrr_budgets, retrains, serving, featurizer, stats, memory)
+    return StreamResult(rewards, statics, ltrr_budgets, retrains, serving, featurizer, stats, traffic.memory, tables,
+                        keys, traffic.latency)
 
 
 def _retrain(wl: Workload, cfg: StreamConfig, work_dir: Path, pool: list[tuple[int, LoggedContext]],
