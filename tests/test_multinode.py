@@ -111,6 +111,11 @@ def test_losing_a_worker_node_degrades_then_recovers_and_loses_no_feedback(tmp_p
     try:
         node_b = cluster.add_node(num_cpus=1, resources={"zone_b": 8}, node_ip_address="127.0.0.1")
         ray.init(address=cluster.address, namespace=NAMESPACE, logging_level="ERROR")
+        # a soft node affinity falls back to another node while the scheduler does not know node_b
+        # yet (seen in CI: shard 1 landed on the head); a task that can only run there waits for it
+        cluster.wait_for_nodes()
+        assert ray.get(ray.remote(lambda: ray.get_runtime_context().get_node_id())
+                       .options(resources={"zone_b": 0.01}).remote(), timeout=120) == node_b.node_id
         state = tmp_path / "state"
         feedback_dir = str((state / "feedback").resolve())
         head_id = cluster.head_node.node_id
