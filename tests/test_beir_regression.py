@@ -15,8 +15,9 @@ import pytest
 
 from ltrr.data.beir import load_beir
 from ltrr.evaluate import evaluate
-from ltrr.index_store import IndexHandle, build_index
+from ltrr.index_store import IndexHandle
 from retrievers.lexical import LexicalConfig, LexicalRetriever
+from tests.live import built_index
 
 TOL = 0.01
 
@@ -27,10 +28,9 @@ def scifact(data_root: Path):
 
 
 @pytest.fixture(scope="module")
-def scifact_index(scifact, tmp_path_factory) -> IndexHandle:
-    out = tmp_path_factory.mktemp("scifact")
-    build_index(scifact, out, ["lexical"])
-    return IndexHandle.open(out)
+def scifact_index(data_root: Path, tmp_path_factory) -> IndexHandle:
+    out = tmp_path_factory.mktemp("scifact") / "index"
+    return IndexHandle.open(built_index(f"beir:{data_root / 'scifact'}", out, "lexical"))
 
 
 def test_scifact_bm25_flat_reproduces_pyserini(scifact, scifact_index):
@@ -57,10 +57,9 @@ def cranfield(data_root: Path):
 
 
 @pytest.fixture(scope="module")
-def cranfield_index(cranfield, tmp_path_factory) -> IndexHandle:
-    out = tmp_path_factory.mktemp("cranfield")
-    build_index(cranfield, out, ["lexical", "dense"])
-    return IndexHandle.open(out)
+def cranfield_index(data_root: Path, tmp_path_factory) -> IndexHandle:
+    out = tmp_path_factory.mktemp("cranfield") / "index"
+    return IndexHandle.open(built_index(f"beir:{data_root / 'cranfield'}", out, "lexical,dense"))
 
 
 @pytest.mark.parametrize("strategy,ndcg,recall", [("lexical", 0.351, 0.722), ("dense", 0.382, 0.772),

@@ -17,7 +17,7 @@ from ltrr.data.clicks import ClickModel
 from ltrr.data.model import Item
 from ltrr.data.registry import load_dataset
 from ltrr.feedback_store import FeedbackShard, read_export
-from ltrr.index_store import IndexHandle, build_index
+from ltrr.index_store import IndexHandle
 from ltrr.records import CandidateRecord, EventRecord, Hit, PlanRecord, RequestRecord
 from ranking import model as model_mod
 from ranking.features import FEATURE_NAMES, featurize, union
@@ -42,6 +42,7 @@ from ranking.train import (
     train_from_qrels,
 )
 from retrievers import STRATEGIES, Candidate
+from tests.live import built_index
 
 MUSIC = "builtin:music-demo?n_tracks=600&n_artists=100"
 
@@ -259,9 +260,7 @@ def test_too_few_clicks_is_refused(tmp_path):
 @pytest.fixture(scope="module")
 def music(tmp_path_factory):
     ds = load_dataset(MUSIC)
-    out = tmp_path_factory.mktemp("music-index")
-    build_index(ds, out)
-    index = IndexHandle.open(out)
+    index = IndexHandle.open(built_index(MUSIC, tmp_path_factory.mktemp("music-index") / "index"))
     catalog = index.catalog()
     budgets = RankerTrainConfig().budgets
     test_groups = qrels_groups(index, ds, "test", budgets, catalog, progress=False)

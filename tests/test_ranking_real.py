@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from ltrr.data.beir import load_beir
-from ltrr.index_store import IndexHandle, build_index
+from ltrr.index_store import IndexHandle
 from ranking.model import RankerModel
 from ranking.train import RankerTrainConfig, evaluate_ranker, train_from_qrels
+from tests.live import built_index
 
 BUDGETS = {"lexical": 100, "dense": 100}
 
@@ -31,10 +32,9 @@ def scifact(data_root: Path):
 
 
 @pytest.fixture(scope="module")
-def scifact_index(scifact, tmp_path_factory) -> IndexHandle:
-    out = tmp_path_factory.mktemp("scifact-ranking")
-    build_index(scifact, out, ["lexical", "dense"])
-    return IndexHandle.open(out)
+def scifact_index(data_root: Path, tmp_path_factory) -> IndexHandle:
+    out = tmp_path_factory.mktemp("scifact-ranking") / "index"
+    return IndexHandle.open(built_index(f"beir:{data_root / 'scifact'}", out, "lexical,dense"))
 
 
 def test_scifact_ranker_beats_bm25_and_rrf(scifact, scifact_index, tmp_path):
