@@ -29,9 +29,6 @@ def demo_index(tmp_path_factory) -> Path:
     """Every strategy's index of the 600-track music-demo, built once per session in a
     subprocess (the JVM and torch stay out of pytest) and shared, read only, by the tests
     that run the service (test_serve, test_resilience, test_multinode)."""
-    from tests.live import DEMO_600, ltrr
+    from tests.live import DEMO_600, built_index
 
-    out = tmp_path_factory.mktemp("demo-index") / "index"
-    built = ltrr("index", "--dataset", DEMO_600, "--out", str(out), "--json")
-    assert built.returncode == 0, built.stdout + built.stderr
-    return out
+    return built_index(DEMO_600, tmp_path_factory.mktemp("demo-index") / "index")

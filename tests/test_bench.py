@@ -42,7 +42,7 @@ def test_bench_runs_and_reports(tmp_path):
     for plot in meta["plots"]:
         assert (tmp_path / "out" / plot).stat().st_size > 10_000
     h = meta["headroom"]  # the bound is computed from the same tables as the JSON line
-    assert h["best_fixed"] == table["best_fixed"]["reward_last_quarter"]
+    assert h["best_fixed"] == pytest.approx(table["best_fixed"]["reward_last_quarter"], abs=2e-4)
     assert h["per_query_cv"] <= oracle + 1e-9 and h["best_fixed_last_quarter"] >= h["best_fixed"] - 1e-9
     assert "Headroom (`ltrr.bench.headroom`" in report
 

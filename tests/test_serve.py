@@ -16,14 +16,11 @@ import httpx
 import pytest
 
 from ltrr.data.registry import load_dataset
+from tests.live import DEMO_600, ltrr
 
-DATASET = "builtin:music-demo?n_tracks=600"
+DATASET = DEMO_600  # the dataset of conftest's demo_index
 PORT = 8123
 BASE = f"http://127.0.0.1:{PORT}"
-
-
-def ltrr(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ltrr.cli", *args], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

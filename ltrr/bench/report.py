@@ -72,8 +72,9 @@ def bench_one(wl: Workload, cfg: StreamConfig, state: Path, out_dir: Path,
     held = evaluate_heldout(wl, res, cfg, progress)
     table = {s: {"reward_last_quarter": round(last_quarter(res.rewards[s]), 4), **held[s]} for s in held}
     curve, regret = plot(wl.name, res, out_dir / "report")
-    costs = cost_table(res.latency, ActionSpace(STRATEGIES), cfg.reward).ravel()
-    bound = bounds(res.tables.astype(np.float64) + costs[None, :], costs, res.keys, ActionSpace(STRATEGIES))
+    space = ActionSpace(STRATEGIES)
+    costs = cost_table(res.latency, space, cfg.reward).ravel()
+    bound = bounds(res.tables.astype(np.float64) + costs[None, :], costs, res.keys, space)
     bound["exploration_price"] = round(100 * (cfg.shadow_share_trained * bound["shadow_price_per_pct"]
                                               + cfg.epsilon * bound["epsilon_price_per_pct"]), 4)
     budgets = np.array([[b[s] for s in b] for b in res.ltrr_budgets[len(res.ltrr_budgets) * 3 // 4:]])

@@ -101,7 +101,7 @@ def run_stream(wl: Workload, cfg: StreamConfig, work_dir: Path, progress: bool =
     keys: list[tuple[str, bool]] = []
     for req in traffic:
         t, text, table = req.t, req.text, req.table
-        keys.append((text, req.seen_events > 0))
+        keys.append(req.group)
         tables[t] = table
         for k, i in static_idx.items():
             rewards[k][t] = table[i]

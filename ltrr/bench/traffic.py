@@ -47,6 +47,13 @@ class Request:
     table: np.ndarray  # the reward of every plan, in `ActionSpace.grid()` order
     seen_events: int  # feedback events on this query text before this request
 
+    @property
+    def group(self) -> tuple[str, bool]:
+        """(query, users acted on it before): all a context can tell about this request's best
+        plan, since the simulated users act independently of who they are and when
+        (`ltrr.bench.headroom.per_query_cv` groups by it)."""
+        return self.text, self.seen_events > 0
+
 
 class SimulatedTraffic:
     """Iterate over the stream's requests (see the module docstring); seeded by `seed`.
