@@ -1,7 +1,8 @@
 # The two commands a fresh machine needs (see README.md):
 #   make demo   install, build the embedded default's indexes, start the service (ltrr up), query it
-#   make test   install, run the test suite (set LTRR_DATA=../shared/data for the real-data tests)
-.PHONY: install demo eval down test clean
+#   make test   install, lint (ruff, import layers), run every test tier (set LTRR_DATA=../shared/data
+#               for the real-data tests); `make test-unit` runs the unit tier alone, in seconds
+.PHONY: install demo eval down lint test test-unit clean
 
 DATASET ?= builtin:music-demo
 INDEX ?= indexes/music-demo
@@ -23,8 +24,15 @@ eval: install
 down:
 	.venv/bin/ltrr down
 
-test: install
-	.venv/bin/python -m pytest -q tests
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/lint-imports
+
+test-unit: install
+	.venv/bin/python -m pytest -q tests/unit
+
+test: lint
+	.venv/bin/python -m pytest -q tests/unit tests/integration tests/live
 
 clean:
 	rm -rf indexes state .pytest_cache

@@ -17,9 +17,9 @@ import json
 import os
 from pathlib import Path
 
-from ltrr.data.beir import load_beir
+from ingest.beir import load_beir
 from ltrr.evaluate import evaluate
-from ltrr.index_store import IndexHandle, build_index
+from retrievers.index import IndexHandle, build_index
 
 STRATEGIES = ("lexical", "dense", "rrf")
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.env import configure
 from ltrr.bench.headroom import bounds
 from ltrr.bench.stream import StreamConfig
 from ltrr.bench.traffic import SimulatedTraffic
@@ -75,6 +76,7 @@ def write(results: dict[str, list[dict]], requests: int, out: Path) -> None:
 
 
 def main() -> None:
+    configure()
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--workload", nargs="+", default=None, help="workloads (default: all named ones with data)")
     ap.add_argument("--requests", type=int, default=3000)

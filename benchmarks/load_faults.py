@@ -50,10 +50,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from ltrr.data.clicks import ClickModel
-from ltrr.data.registry import load_dataset
+from core.env import configure
+from engine.feedback_store import shard_of
+from ingest.registry import load_dataset
+from ltrr.clicks import ClickModel
 from ltrr.faults import Kill, kill_feedback_actor, kill_replica, replaced
-from ltrr.feedback_store import shard_of
 
 SHEDS = (429, 503)
 FAULT_AT = (0.2, 0.45, 0.7)
@@ -246,6 +247,7 @@ def markdown(r: dict, args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    configure()
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--duration", type=float, default=180, help="seconds of load (default 180)")
     ap.add_argument("--rate", type=float, default=20, help="searches per second (default 20)")

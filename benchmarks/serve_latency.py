@@ -1,7 +1,7 @@
 """Serve latency: the same search pipeline in-process and through Ray Serve over HTTP.
 
 What it does: builds (or reuses) the index of the dataset, then runs the queries of the
-test split through `ltrr.pipeline.SearchPipeline`
+test split through `engine.pipeline.SearchPipeline`
   1. in-process: strategies, ranker and a local feedback shard called directly;
   2. through Serve: `ltrr up` (unless a service already answers on --port), POST /search.
 For each it prints p50 and p99 latency of sequential requests and the throughput with
@@ -27,25 +27,27 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from ltrr.data.registry import load_dataset
-from ltrr.feedback_store import FeedbackShard
-from ltrr.index_store import IndexHandle, build_index
-from ltrr.pipeline import SearchPipeline
+from core.env import configure
+from core.paths import StatePaths
+from engine.feedback_store import FeedbackShard
+from engine.pipeline import SearchPipeline
+from ingest.registry import load_dataset
 from ranking.model import load_latest
 from ranking.model import rank as rank_candidates
 from retrievers import Query
+from retrievers.index import IndexHandle, build_index
 from rl.policy import FixedPolicy
 
 
 def local_pipeline(index: IndexHandle, state: Path) -> SearchPipeline:
     retrievers = {name: index.load(name) for name in index.strategies}
     catalog = index.catalog()
-    model = load_latest(state / "models" / "ranker")
+    model = load_latest(StatePaths(state).ranker_models)
     shard = FeedbackShard(Path(tempfile.mkdtemp(prefix="ltrr-bench-")), 0)
 
     def fn(r):
-        async def call(query, k, user_id, context):
-            return [(c.item_id, c.score, c.rank) for c in r.retrieve(Query(query, user_id, context), k)]
+        async def call(query: Query, k: int):
+            return r.retrieve(query, k)
         return call
 
     async def rank(query, cands):
@@ -102,6 +104,7 @@ async def run_http(base: str, queries: list[str], clients: int) -> dict:
 
 
 def main() -> None:
+    configure()
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", default="builtin:music-demo")
     ap.add_argument("--index", default="indexes/music-demo")

@@ -17,7 +17,7 @@ from deployments.config import AppArgs
 from deployments.orchestrator import Orchestrator
 from deployments.ranker import RankerDeployment
 from deployments.retriever import RetrieverDeployment, deployment_name
-from ltrr.index_store import IndexHandle
+from retrievers.index import IndexHandle
 
 
 def build_app(args: dict) -> Application:
@@ -32,12 +32,12 @@ def build_app(args: dict) -> Application:
     retrievers = {
         s: RetrieverDeployment.options(name=deployment_name(s), max_queued_requests=shed.retriever_max_queued,
                                        backpressure_config=backpressure).bind(
-            s, cfg.index_dir, cfg.feedback_dir if s == "memory" else None,
+            s, cfg.index_dir, str(cfg.paths.feedback) if s == "memory" else None,
             cfg.feedback_shards if s == "memory" else 0)
         for s in cfg.strategies
     }
     ranker = RankerDeployment.options(
-        name="ranker", user_config={"models_dir": cfg.ranker_models_dir, "version": "latest"},
+        name="ranker", user_config={"models_dir": str(cfg.paths.ranker_models), "version": "latest"},
         max_queued_requests=shed.ranker_max_queued, backpressure_config=backpressure).bind(cfg.index_dir)
     return Orchestrator.options(name="orchestrator", max_queued_requests=shed.orchestrator_max_queued,
                                 backpressure_config=backpressure).bind(retrievers, ranker, cfg.model_dump())

@@ -5,26 +5,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.paths import DASHBOARD_URL, StatePaths
 from retrievers import STRATEGIES
-from rl.policy import DEFAULT_BUDGETS
-
-
-class PolicyArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    kind: str = Field("fixed", description="the cold-start policy: 'fixed', a fixed plan with epsilon-uniform "
-                      "exploration. The orchestrator's user_config `version` switches to a trained bandit")
-    budgets: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_BUDGETS),
-                                    description="the fixed plan: candidates per strategy (0, 10, 25, 50 or 100)")
-    epsilon: float = Field(0.1, ge=0, le=1, description="share of requests that get a uniformly random plan "
-                           "(the fixed policy's exploration, and the trained bandit's epsilon floor)")
-    shadow_share: float = Field(0.1, ge=0, le=1, description="share of requests that are shadow exploration (every "
-                                "strategy at its top budget, logged for counterfactual training) while the cold-start "
-                                "fixed policy serves")
-    shadow_share_trained: float = Field(0.03, ge=0, le=1, description="the shadow share once a trained bandit serves: "
-                                        "exploration costs reward, so it drops when there is a policy to exploit")
-    temperature: float = Field(0.3, gt=0, le=10, description="a trained bandit samples each strategy's budget from "
-                               "softmax(logits / temperature): below 1 sharpens towards the most likely plan")
-    seed: int = Field(0, description="seed of the exploration draws")
+from rl.serving import PolicyArgs
 
 
 class LoadSheddingArgs(BaseModel):
@@ -68,16 +51,8 @@ class AppArgs(BaseModel):
                                 "refused with 413 before they are parsed")
     admin_token: str | None = Field(None, description="bearer token of the /admin endpoints; unset = they refuse "
                                     "everything. `ltrr up` generates one into <state>/admin_token")
-    dashboard_address: str = Field("http://127.0.0.1:8265", description="Ray dashboard (Jobs API) for retraining")
+    dashboard_address: str = Field(DASHBOARD_URL, description="Ray dashboard (Jobs API) for retraining")
 
     @property
-    def feedback_dir(self) -> str:
-        return f"{self.state_dir}/feedback"
-
-    @property
-    def ranker_models_dir(self) -> str:
-        return f"{self.state_dir}/models/ranker"
-
-    @property
-    def bandit_models_dir(self) -> str:
-        return f"{self.state_dir}/models/bandit"
+    def paths(self) -> StatePaths:
+        return StatePaths(self.state_dir)

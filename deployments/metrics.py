@@ -2,7 +2,7 @@
 
 Ray exports application metrics (`ray.util.metrics`) with the node's system metrics on
 each node's Prometheus endpoint (`ray start --metrics-export-port`; `ltrr up` uses
-METRICS_PORT), with a `ray_` prefix:
+`core.paths.METRICS_PORT`), with a `ray_` prefix:
 
 - `ray_ltrr_strategy_chosen_total{strategy}`: requests whose plan called the strategy;
 - `ray_ltrr_strategy_fetched_total{strategy}`: candidates it returned;
@@ -19,7 +19,6 @@ from collections.abc import Mapping
 
 from ray.util.metrics import Counter, Gauge, Histogram
 
-METRICS_PORT = 8090
 LATENCY_BOUNDARIES_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000]
 
 

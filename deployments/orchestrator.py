@@ -27,12 +27,14 @@ import numpy as np
 from fastapi import FastAPI, Header, HTTPException
 from ray import serve
 from ray.serve.exceptions import BackPressureError
+from ray.serve.handle import DeploymentHandle
 
+from core.records import Candidate, EventRecord
+from deployments import jobs
 from deployments.config import AppArgs
-from deployments.feedback import get_shards, merge_stats, route
+from deployments.feedback import RayFeedback
 from deployments.limits import BodyLimit
 from deployments.metrics import ServeMetrics
-from deployments.policy_loader import build_policy
 from deployments.retriever import deployment_name
 from deployments.schemas import (
     FeedbackRequest,
@@ -46,12 +48,13 @@ from deployments.schemas import (
     SearchResponse,
     StrategyStatus,
 )
-from ltrr import jobs
-from ltrr.feedback_store import BadEvent, UnknownRequest
-from ltrr.index_store import IndexHandle
-from ltrr.pipeline import Overloaded, SearchPipeline, Unavailable
-from ltrr.records import CandidateRecord, EventRecord, RequestRecord
-from rl.features import ContextFeaturizer, History, merge_history
+from engine.feedback_store import BadEvent, UnknownRequest
+from engine.pipeline import Overloaded, RetrieveFn, SearchPipeline, Unavailable
+from retrievers.base import Query
+from retrievers.index import IndexHandle
+from rl.features import ContextFeaturizer, History
+from rl.policy import Policy
+from rl.serving import build_policy
 
 log = logging.getLogger("ray.serve")
 HISTORY_TIMEOUT_S = 0.25
@@ -73,7 +76,7 @@ async def _awaited(response):
 @serve.deployment(ray_actor_options={"num_cpus": 0.2}, max_ongoing_requests=64)
 @serve.ingress(api)
 class Orchestrator:
-    def __init__(self, retrievers: dict, ranker, args: dict):
+    def __init__(self, retrievers: dict[str, DeploymentHandle], ranker: DeploymentHandle, args: dict):
         self.args = AppArgs.model_validate(args)
         api.state.max_body_bytes = self.args.max_body_bytes
         self.retrievers = retrievers
@@ -83,12 +86,16 @@ class Orchestrator:
         self.featurizer = ContextFeaturizer.from_catalog(self.catalog.values(), index.schema)
         self.policy_version_config = "fixed"
         self.metrics = ServeMetrics()
-        self.shards = get_shards(self.args.feedback_dir, self.args.feedback_shards)
+        self.feedback = RayFeedback.create(self.args.paths.feedback, self.args.feedback_shards)
         self.pipeline = SearchPipeline(
             {name: self._retrieve_fn(handle) for name, handle in retrievers.items()},
-            self._rank, self._log, build_policy(self.args, list(retrievers), "fixed"),
+            self._rank, self.feedback.log_request, self._policy("fixed"),
             self.args.strategy_timeout_ms / 1000, self.args.ranker_timeout_ms / 1000, self.args.circuit_cooldown_s,
             context_fn=self._features, retry_after_s=self.args.load_shedding.retry_after_s)
+
+    def _policy(self, version: str, bandit_dir: str | None = None) -> Policy:
+        return build_policy(self.args.policy, list(self.retrievers), version,
+                            bandit_dir or self.args.paths.bandit_models)
 
     def reconfigure(self, config: dict) -> None:
         """user_config {bandit_dir, version}: swap the serving policy with no restart. A version
@@ -97,7 +104,7 @@ class Orchestrator:
         if version == self.policy_version_config:
             return
         try:
-            policy = build_policy(self.args, list(self.retrievers), version, config.get("bandit_dir"))
+            policy = self._policy(version, config.get("bandit_dir"))
         except Exception:
             log.exception("orchestrator: could not load policy %r; still serving %s", version,
                           self.pipeline.policy.version)
@@ -110,9 +117,7 @@ class Orchestrator:
         """Context features; history from every feedback shard (each holds a slice of the traffic),
         or none if they do not answer within HISTORY_TIMEOUT_S."""
         try:
-            parts = await asyncio.wait_for(asyncio.gather(*[s.context_history.remote(user_id, query)
-                                                            for s in self.shards]), HISTORY_TIMEOUT_S)
-            history = History.from_json(merge_history(parts))
+            history = await asyncio.wait_for(self.feedback.history(user_id, query), HISTORY_TIMEOUT_S)
         except Exception:
             history = History()
         ts = context.get("ts") if isinstance(context.get("ts"), (int, float)) else None
@@ -129,9 +134,9 @@ class Orchestrator:
             raise HTTPException(403, "wrong admin token")
 
     @staticmethod
-    def _retrieve_fn(handle):
-        async def call(query: str, k: int, user_id: str | None, context: dict) -> list[tuple]:
-            response = handle.retrieve.remote(query, k, user_id, context)
+    def _retrieve_fn(handle: DeploymentHandle) -> RetrieveFn:
+        async def call(query: Query, k: int) -> list[Candidate]:
+            response = handle.retrieve.remote(query, k)
             try:
                 return await response
             except asyncio.CancelledError:  # timed out: stop the work on the replica too
@@ -141,11 +146,8 @@ class Orchestrator:
                 raise Overloaded(exc.message, exc.retry_after_s) from None
         return call
 
-    async def _rank(self, query: str, cands: list[CandidateRecord]) -> tuple[str, list[tuple[str, float]]]:
+    async def _rank(self, query: str, cands: list[Candidate]) -> tuple[str, list[tuple[str, float]]]:
         return await self.ranker.rank.remote(query, cands)
-
-    async def _log(self, record: RequestRecord) -> None:
-        await route(self.shards, record.request_id).log_request.remote(record.model_dump_json())
 
     @api.post("/search", response_model=SearchResponse, responses={**LIMIT_DOCS, 503: {"description": SHED_DOC}})
     async def search(self, req: SearchRequest) -> SearchResponse:
@@ -181,16 +183,16 @@ class Orchestrator:
     async def feedback(self, req: FeedbackRequest) -> FeedbackResponse:
         now = time.time()
         events = [EventRecord(event_id=e.event_id, request_id=req.request_id, item_id=e.item_id, type=e.type,
-                              position=e.position, ts=e.ts if e.ts is not None else now).model_dump_json()
+                              position=e.position, ts=e.ts if e.ts is not None else now)
                   for e in req.events]
         try:
-            res = await route(self.shards, req.request_id).add_events.remote(req.request_id, events)
+            res = await self.feedback.add_events(req.request_id, events)
         except UnknownRequest:
             raise HTTPException(404, f"unknown request_id {req.request_id!r}: feedback must quote the request_id "
                                      "that /search returned") from None
         except BadEvent as exc:
             raise HTTPException(422, str(exc.args[0] if exc.args else exc)) from None
-        return FeedbackResponse(request_id=req.request_id, accepted=res["accepted"], duplicates=res["duplicates"])
+        return FeedbackResponse(request_id=req.request_id, accepted=res.accepted, duplicates=res.duplicates)
 
     @api.get("/healthz")
     async def healthz(self) -> dict:
@@ -248,4 +250,4 @@ class Orchestrator:
     @api.get("/stats")
     async def stats(self) -> dict:
         """Feedback aggregates summed over shards: requests, events by type, per-strategy hits."""
-        return merge_stats(await asyncio.gather(*[s.stats.remote() for s in self.shards]))
+        return (await self.feedback.totals()).model_dump(exclude={"shard", "latest_seq"})

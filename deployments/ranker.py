@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 from ray import serve
 
-from ltrr.index_store import IndexHandle
-from ltrr.records import CandidateRecord
+from core.records import Candidate
 from ranking.features import featurize
 from ranking.model import FallbackRanker, RankerModel, by_score, latest_version
+from retrievers.index import IndexHandle
 
 log = logging.getLogger("ray.serve")
 
@@ -54,7 +54,7 @@ class RankerDeployment:
         log.info("ranker: now serving %s", self.model.version)
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)
-    async def _rank_batch(self, requests: list[tuple[str, list[CandidateRecord]]]) -> list[tuple[str, list]]:
+    async def _rank_batch(self, requests: list[tuple[str, list[Candidate]]]) -> list[tuple[str, list]]:
         blocks = [featurize(q, cands, self.catalog) for q, cands in requests]
         sizes = [len(b) for b in blocks]
         scores = self.model.predict(np.concatenate(blocks)) if sum(sizes) else np.zeros(0)
@@ -64,7 +64,7 @@ class RankerDeployment:
             start += n
         return out
 
-    async def rank(self, query: str, candidates: list[CandidateRecord]) -> tuple[str, list[tuple[str, float]]]:
+    async def rank(self, query: str, candidates: list[Candidate]) -> tuple[str, list[tuple[str, float]]]:
         """(model version, [(item_id, score)] best first) for one request's candidates."""
         return await self._rank_batch((query, candidates))
 

@@ -13,8 +13,10 @@ import os
 
 from ray import serve
 
-from ltrr.index_store import IndexHandle
+from core.records import Candidate
+from deployments.feedback import RayFeedback
 from retrievers import Query
+from retrievers.index import IndexHandle
 
 log = logging.getLogger("ray.serve")
 
@@ -38,25 +40,21 @@ class RetrieverDeployment:
         self._sync_task: asyncio.Task | None = None
         self.retriever.retrieve("warm up", 1)  # load lazy parts (JVM classes, model) before traffic
 
-    async def retrieve(self, query: str, k: int, user_id: str | None = None,
-                       context: dict | None = None) -> list[tuple]:
-        """(item_id, score, rank) triples, best first. Runs on the replica's event loop
-        thread, so the JVM (lexical) is always called from one attached thread."""
+    async def retrieve(self, query: Query, k: int) -> list[Candidate]:
+        """At most k candidates, best first. Runs on the replica's event loop thread, so the
+        JVM (lexical) is always called from one attached thread."""
         if self.strategy == "memory" and self._sync_task is None and self.feedback[1]:
             self._sync_task = asyncio.get_running_loop().create_task(self._sync_memory())
-        cands = self.retriever.retrieve(Query(text=query, user_id=user_id, context=context or {}), k)
-        return [(c.item_id, c.score, c.rank) for c in cands]
+        return self.retriever.retrieve(query, k)
 
     async def _sync_memory(self) -> None:
         """Apply click-learned updates from every feedback shard, forever."""
-        from deployments.feedback import get_shards
-
-        shards = get_shards(*self.feedback)
+        feedback = RayFeedback.create(*self.feedback)
         while True:
             try:
                 applied = 0
-                for i, shard in enumerate(shards):
-                    updates, latest = await shard.memory_updates.remote(self.cursors[i])
+                for i in range(feedback.n_shards):
+                    updates, latest = await feedback.memory_updates(i, self.cursors[i])
                     for _seq, query, item_id, weight in updates:
                         try:
                             self.retriever.update(query, item_id, weight)

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from core.events import EventType
 from retrievers.base import MAX_QUERY_CHARS
 
 MAX_RESULTS = 100
@@ -86,7 +87,7 @@ class FeedbackEvent(BaseModel):
     model_config = ConfigDict(extra="forbid")
     event_id: str = Field(min_length=1, max_length=128, description="client-chosen id; a repeat is ignored")
     item_id: str = Field(min_length=1, max_length=256, description="an item the request showed (or retrieved)")
-    type: Literal["click", "play", "like", "skip"]
+    type: EventType
     position: int = Field(ge=1, le=MAX_RESULTS, description="1-based position at which the item was shown")
     ts: Timestamp | None = Field(None, description="unix seconds (0..2100-01-01); defaults to the time of receipt")
 

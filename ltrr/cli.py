@@ -18,15 +18,17 @@ import sys
 import time
 from pathlib import Path
 
-from ltrr.data.model import DatasetError
-from retrievers import STRATEGIES, BadRequest, IndexError_
+from core.env import configure
+from core.errors import BadRequest, DatasetError, IndexError_
+from core.paths import DASHBOARD_URL, DEFAULT_STATE, HTTP_PORT, SERVE_CONFIG_TEMPLATE, StatePaths, base_url
+from retrievers import STRATEGIES
 
 EXIT_USAGE = 2
 
 
 def _index(args: argparse.Namespace) -> int:
-    from ltrr.data.registry import load_dataset
-    from ltrr.index_store import build_index
+    from ingest.registry import load_dataset
+    from retrievers.index import build_index
 
     dataset = load_dataset(args.dataset)
     strategies = args.strategies.split(",") if args.strategies else None
@@ -51,9 +53,9 @@ def _print_table(results: list[dict]) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from ltrr.data.registry import load_dataset
+    from ingest.registry import load_dataset
     from ltrr.evaluate import evaluate
-    from ltrr.index_store import IndexHandle
+    from retrievers.index import IndexHandle
 
     if not 1 <= args.k <= 1000:
         raise BadRequest(f"--k must be between 1 and 1000, got {args.k}")
@@ -72,20 +74,20 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _base_url(args: argparse.Namespace) -> str:
-    return f"http://127.0.0.1:{args.port}"
+    return base_url(args.port)
 
 
 def _up(args: argparse.Namespace) -> int:
-    from ltrr import cluster
-    from ltrr.data.registry import load_dataset
-    from ltrr.index_store import build_index
+    from deployments import cluster
+    from ingest.registry import load_dataset
+    from retrievers.index import build_index
 
     state = Path(args.state)
     index_dir = Path(args.index or f"indexes/{cluster.slug(args.dataset)}")
     build_index(load_dataset(args.dataset), index_dir)  # builds only what is missing; refuses other data
     started = cluster.start_ray(args.num_cpus)
     print(f"ray: {'started a head node on 127.0.0.1' if started else 'using the running cluster'}")
-    rendered = state / "serve_config.yaml"
+    rendered = StatePaths(state).serve_config
     token = cluster.admin_token(state)
     cluster.render_config(Path(args.config), rendered, index_dir, state, args.port, {"admin_token": token})
     rendered.chmod(0o600)  # it holds the admin token
@@ -98,7 +100,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    from ltrr import cluster
+    from deployments import cluster
 
     cluster.down()
     print("ltrr: serve shut down, ray stopped")
@@ -108,7 +110,7 @@ def _down(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     import asyncio
 
-    from ltrr.data.registry import load_dataset
+    from ingest.registry import load_dataset
     from ltrr.simulate import simulate
 
     if args.requests < 1:
@@ -120,36 +122,41 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _train_ranker(args: argparse.Namespace) -> int:
-    from ltrr import cluster
-    from ltrr.data.registry import load_dataset
-    from ltrr.index_store import IndexHandle
+    from deployments import cluster
+    from ingest.registry import load_dataset
     from ranking import train
+    from retrievers.index import IndexHandle
 
     os.nice(10)  # training shares the machine with the service: let serving win the CPU
     os.environ.setdefault("LTRR_TORCH_THREADS", "1")
-    state = Path(args.state)
-    models_root = state / "models" / "ranker"
+    paths = StatePaths(args.state)
+    models_root = paths.ranker_models
     index = IndexHandle.open(Path(args.index))
     if args.source == "qrels":
         out = train.train_from_qrels(index, load_dataset(args.dataset), args.split, models_root=models_root)
     else:
-        from ltrr.feedback_store import read_export
+        from engine.feedback_store import read_export
 
-        logs = Path(args.logs) if args.logs else _export_logs(state, args.shards)
+        logs = Path(args.logs) if args.logs else _export_logs(paths, args.shards)
         requests, events = read_export(logs)
         out = train.train_from_clicks(requests, events, index.catalog(), models_root=models_root)
     manifest = json.loads((out / "manifest.json").read_text())
     print(json.dumps({"version": out.name, "dir": str(out), "metrics": manifest.get("metrics", {})}))
     if args.promote:
-        cluster.redeploy_with(state / "serve_config.yaml", "ranker", {"user_config": {"version": out.name}})
+        from learning.registry import record_promotion
+
+        promoter = cluster.ServePromoter(paths.root)
+        previous = promoter.current("ranker")
+        promoter.promote("ranker", out.name)
+        record_promotion(paths, "ranker", out.name, previous, "train-ranker")
         cluster.wait_healthy(_base_url(args), args.timeout, expect_ranker=out.name)
-        print(json.dumps({"promoted": out.name}))
+        print(json.dumps({"promoted": out.name, "previous": previous}))
     return 0
 
 
 def _scale(args: argparse.Namespace) -> int:
+    from deployments import cluster
     from deployments.retriever import deployment_name
-    from ltrr import cluster
     from retrievers import strategy_class
 
     strategy_class(args.strategy)  # BadRequest on unknown names
@@ -160,14 +167,14 @@ def _scale(args: argparse.Namespace) -> int:
             raise BadRequest("--replicas must be at least 1")
         changes = {"num_replicas": args.replicas, "autoscaling_config": None}
     else:
-        rendered = Path(args.state) / "serve_config.yaml"
+        rendered = StatePaths(args.state).serve_config
         current = cluster.deployment_entry(rendered, deployment_name(args.strategy)).get("autoscaling_config") or {}
         lo = args.min if args.min is not None else current.get("min_replicas", 1)
         hi = args.max if args.max is not None else current.get("max_replicas", max(lo, 1))
         if not 1 <= lo <= hi:
             raise BadRequest(f"need 1 <= min <= max, got min={lo} max={hi}")
         changes = {"num_replicas": None, "autoscaling_config": {**current, "min_replicas": lo, "max_replicas": hi}}
-    entry = cluster.redeploy_with(Path(args.state) / "serve_config.yaml", deployment_name(args.strategy), changes)
+    entry = cluster.redeploy_with(StatePaths(args.state).serve_config, deployment_name(args.strategy), changes)
     print(json.dumps({"deployment": entry["name"], **{k: v for k, v in entry.items() if k != "name"}}))
     return 0
 
@@ -204,30 +211,34 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export_logs(state: Path, n_shards: int) -> Path:
+def _export_logs(paths: StatePaths, n_shards: int) -> Path:
     """Ask the running feedback actors to write their logs as Parquet; return the directory."""
+    import asyncio
+
     import ray
 
-    from ltrr.retrain import export_logs
+    from deployments.feedback import RayFeedback
 
+    out = paths.new_export().resolve()
     ray.init(address="auto", namespace="ltrr", logging_level="ERROR")
     try:
-        return export_logs(state, n_shards)
+        asyncio.run(RayFeedback.lookup(n_shards).export(out))
+        return out
     finally:
         ray.shutdown()
 
 
 def _job(args: argparse.Namespace, action: str) -> int:
-    from ltrr import cluster, jobs
+    from deployments import cluster, jobs
 
     state = Path(args.state)
-    if not (state / "serve_config.yaml").is_file():
-        raise cluster.ClusterError(f"{state / 'serve_config.yaml'} does not exist: is ltrr up (with this --state)?")
+    if not StatePaths(state).serve_config.is_file():
+        raise cluster.ClusterError(f"{StatePaths(state).serve_config} does not exist: is ltrr up (with this --state)?")
     while True:
-        job_id = jobs.submit(cluster.DASHBOARD, state, action, args.what, getattr(args, "tolerance", None))
+        job_id = jobs.submit(DASHBOARD_URL, state, action, args.what, getattr(args, "tolerance", None))
         print(json.dumps({"job_id": job_id, "status": "SUBMITTED"}), flush=True)
         if args.wait or getattr(args, "every", None):
-            info = jobs.wait(cluster.DASHBOARD, job_id, args.timeout)
+            info = jobs.wait(DASHBOARD_URL, job_id, args.timeout)
             print(json.dumps({k: v for k, v in info.items() if k != "log_tail"} if info["status"] == "SUCCEEDED"
                              else info, default=str), flush=True)
             if info["status"] != "SUCCEEDED" and not getattr(args, "every", None):
@@ -270,14 +281,14 @@ def parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=_eval)
 
     def serving(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--state", default="state", help="state directory: feedback logs, models, rendered config")
-        sp.add_argument("--port", type=int, default=8000, help="HTTP port on 127.0.0.1 (default 8000)")
+        sp.add_argument("--state", default=DEFAULT_STATE, help="state directory: feedback logs, models, rendered config")
+        sp.add_argument("--port", type=int, default=HTTP_PORT, help=f"HTTP port on 127.0.0.1 (default {HTTP_PORT})")
         sp.add_argument("--timeout", type=float, default=600, help="seconds to wait for the service")
 
     up = sub.add_parser("up", help="start Ray on 127.0.0.1 if needed, build missing indexes, deploy, wait")
     up.add_argument("--dataset", default="builtin:music-demo", help="dataset to serve (default builtin:music-demo)")
     up.add_argument("--index", help="index directory (default indexes/<dataset>)")
-    up.add_argument("--config", default=str(Path(__file__).resolve().parent.parent / "serve_config.yaml"),
+    up.add_argument("--config", default=str(SERVE_CONFIG_TEMPLATE),
                     help="Serve config template (default: the repository's serve_config.yaml)")
     up.add_argument("--num-cpus", type=int, default=2, help="CPUs of the local head node (default 2)")
     serving(up)
@@ -342,6 +353,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    configure()
     args = parser().parse_args(argv)
     try:
         return args.func(args)

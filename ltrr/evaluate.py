@@ -14,10 +14,11 @@ import numpy as np
 from ir_measures import RR, R, nDCG
 from tqdm import tqdm
 
-from ltrr.data.model import Dataset
-from ltrr.index_store import IndexHandle, check_same_data
-from retrievers import Candidate, Query
-from retrievers.fusion import rrf
+from core.model import Dataset
+from core.records import Candidate
+from ranking.fusion import rrf
+from retrievers import Query
+from retrievers.index import IndexHandle, check_same_data
 
 MEASURES = {"ndcg@10": nDCG @ 10, "recall@100": R @ 100, "mrr@10": RR @ 10}
 RRF_DEPTH = 1000

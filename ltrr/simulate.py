@@ -2,7 +2,7 @@
 
 Each simulated request picks a query of the dataset (Zipf-distributed, so popular
 queries repeat), a user from a small pool, calls POST /search, turns the ranked list
-into clicks and plays with the click simulator (`ltrr.data.clicks.ClickModel`, graded
+into clicks and plays with the click simulator (`ltrr.clicks.ClickModel`, graded
 by the dataset's qrels) and sends them to POST /feedback. It counts every event the
 service acknowledged and checks that the feedback store's count grew by exactly that.
 """
@@ -16,8 +16,8 @@ from collections import Counter
 import httpx
 import numpy as np
 
-from ltrr.data.clicks import ClickModel
-from ltrr.data.model import Dataset
+from core.model import Dataset
+from ltrr.clicks import ClickModel
 
 
 def _stored(stats: dict) -> int:

@@ -1,4 +1,4 @@
-"""The union of candidates and the ranker's feature vector.
+"""The ranker's feature vector over the union of candidates (`ranking.fusion.union`).
 
 Why provenance features: the ranker orders the union of several strategies' lists, and
 *which* strategies found an item, and where, is the strongest evidence it has (an item
@@ -26,11 +26,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ltrr.data.model import Item
-from ltrr.records import CandidateRecord, Hit
-from retrievers import STRATEGIES, Candidate
-from retrievers.fusion import RRF_K
-from retrievers.text import normalize
+from core.model import Item
+from core.records import Candidate
+from core.text import normalize
+from ranking.fusion import rrf_sum
+from retrievers import STRATEGIES
 
 #: Fields treated as an item's title (the first one present is used).
 TITLE_FIELDS: tuple[str, ...] = ("title", "name")
@@ -72,29 +72,6 @@ _STRATEGY_COL = {s: 3 * i for i, s in enumerate(STRATEGIES)}
 _COL = {name: i for i, name in enumerate(FEATURE_NAMES)}
 _RELATIVE_COLS = [(3 * i + 2, _COL[f"{s}_score_gap"], _COL[f"{s}_score_rel"]) for i, s in enumerate(STRATEGIES)]
 RRF_COL = _COL["rrf"]
-
-
-def rrf_sum(hits: Mapping[str, Hit], rrf_k: int = RRF_K) -> float:
-    """Reciprocal-rank fusion score of one candidate: sum of 1 / (rrf_k + rank) over its hits."""
-    return sum(1.0 / (rrf_k + h.rank) for h in hits.values())
-
-
-def union(results: Mapping[str, Sequence[Candidate]]) -> list[CandidateRecord]:
-    """Merge per-strategy candidate lists into one list of unique items with their provenance.
-
-    Each record's `hits` maps every strategy that found the item to its (rank, score) there
-    (the best rank if a list repeats an item). The union is ordered by RRF sum (k=60), ties
-    by item id, so that its order is already a sensible ranking before the ranker runs and
-    is the baseline the ranker is compared with."""
-    merged: dict[str, dict[str, Hit]] = {}
-    for strategy, cands in results.items():
-        for c in cands:
-            hits = merged.setdefault(c.item_id, {})
-            old = hits.get(strategy)
-            if old is None or c.rank < old.rank:
-                hits[strategy] = Hit.model_construct(rank=int(c.rank), score=float(c.score))
-    order = sorted(merged.items(), key=lambda kv: (-rrf_sum(kv[1]), kv[0]))
-    return [CandidateRecord.model_construct(item_id=item_id, hits=hits) for item_id, hits in order]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +126,7 @@ def warm(items: Iterable[Item]) -> None:
         _item_text(item)
 
 
-def featurize(query: str, cands: Sequence[CandidateRecord], catalog: Mapping[str, Item]) -> np.ndarray:
+def featurize(query: str, cands: Sequence[Candidate], catalog: Mapping[str, Item]) -> np.ndarray:
     """The feature matrix of `cands` for `query`: float32, shape [len(cands), len(FEATURE_NAMES)].
 
     Rows follow `cands`; columns follow FEATURE_NAMES. Hits from strategies not in
@@ -169,7 +146,7 @@ def featurize(query: str, cands: Sequence[CandidateRecord], catalog: Mapping[str
     c_texact, c_eexact = _COL["match_title_exact"], _COL["match_entity_exact"]
     for row, cand in enumerate(cands):
         x = X[row]
-        n_found, rrf = 0, 0.0
+        n_found = 0
         for strategy, hit in cand.hits.items():
             col = _STRATEGY_COL.get(strategy)
             if col is None:
@@ -179,9 +156,8 @@ def featurize(query: str, cands: Sequence[CandidateRecord], catalog: Mapping[str
             x[col + 1] = 1.0 / rank if rank > 0 else 0.0
             x[col + 2] = hit.score if math.isfinite(hit.score) else 0.0
             n_found += 1
-            rrf += 1.0 / (RRF_K + rank)
         x[c_nfound] = n_found
-        x[c_rrf] = rrf
+        x[c_rrf] = rrf_sum(cand.hits)
         item = catalog.get(cand.item_id)
         if item is None:
             continue

@@ -21,13 +21,15 @@ import numpy as np
 from ir_measures import nDCG
 from tqdm import tqdm
 
-from ltrr.data.model import Dataset, Item
-from ltrr.index_store import IndexHandle, check_same_data
-from ltrr.records import CandidateRecord, EventRecord, RequestRecord
-from ranking.features import featurize, union
+from core.errors import BadRequest
+from core.model import Dataset, Item
+from core.records import Candidate, EventRecord, RequestRecord
+from ranking.features import featurize
+from ranking.fusion import union
 from ranking.model import FallbackRanker, Ranker, by_score
-from retrievers import STRATEGIES, BadRequest, Query, Retriever
+from retrievers import STRATEGIES, Query, Retriever
 from retrievers.base import MAX_K
+from retrievers.index import IndexHandle, check_same_data
 
 DEFAULT_BUDGETS: dict[str, int] = {"lexical": 100, "dense": 100, "memory": 25, "popularity": 25,
                                    "structured": 50, "explore": 10}
@@ -42,7 +44,7 @@ class Group:
 
     qid: str
     query: str
-    cands: list[CandidateRecord]
+    cands: list[Candidate]
     X: np.ndarray
     y: np.ndarray
 
@@ -70,7 +72,7 @@ def load_retrievers(index: IndexHandle, names: Iterable[str]) -> dict[str, Retri
 
 
 def candidates_for(index: IndexHandle, query: str | Query, budgets: Mapping[str, int] | None = None
-                   ) -> list[CandidateRecord]:
+                   ) -> list[Candidate]:
     """Run the built strategies with their budgets (0 or absent: not called; not built: skipped)
     in-process and return the union of their candidates, in RRF order."""
     budgets = DEFAULT_BUDGETS if budgets is None else budgets
@@ -126,7 +128,7 @@ def click_groups(requests: Sequence[RequestRecord], events: Sequence[EventRecord
             continue
         by_id = {c.item_id: c for c in req.candidates}
         shown = list(dict.fromkeys(req.shown))
-        rows = [by_id.get(i) or CandidateRecord(item_id=i, hits={}) for i in shown]
+        rows = [by_id.get(i) or Candidate(item_id=i, hits={}) for i in shown]
         if unshown == "after":
             seen = set(shown)
             rows += [c for c in req.candidates if c.item_id not in seen]
@@ -147,7 +149,7 @@ def ndcg10(qrels: Mapping[str, Mapping[str, int]], rankings: Mapping[str, Sequen
     return round(float(sum(per_query.get(q, 0.0) for q in qrels) / len(qrels)), 4)
 
 
-def _order(scores: np.ndarray, cands: Sequence[CandidateRecord]) -> list[str]:
+def _order(scores: np.ndarray, cands: Sequence[Candidate]) -> list[str]:
     return [item_id for item_id, _ in by_score(cands, scores)]
 
 

@@ -26,8 +26,8 @@ import numpy as np
 import xgboost as xgb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ltrr.data.model import Item
-from ltrr.records import CandidateRecord
+from core.model import Item
+from core.records import Candidate
 from ranking.features import FEATURE_NAMES, RRF_COL, featurize
 
 MODEL_FILE = "model.json"
@@ -220,14 +220,14 @@ def load_latest(models_root: Path) -> RankerModel | FallbackRanker:
     return FallbackRanker() if version is None else RankerModel.load(Path(models_root) / version)
 
 
-def by_score(cands: Sequence[CandidateRecord], scores: np.ndarray) -> list[tuple[str, float]]:
+def by_score(cands: Sequence[Candidate], scores: np.ndarray) -> list[tuple[str, float]]:
     """(item_id, score) best first, ties by item id: the one ordering serving and training share."""
     pairs = [(c.item_id, float(s)) for c, s in zip(cands, scores)]
     pairs.sort(key=lambda p: (-p[1], p[0]))
     return pairs
 
 
-def rank(model: Ranker, query: str, cands: Sequence[CandidateRecord],
+def rank(model: Ranker, query: str, cands: Sequence[Candidate],
          catalog: Mapping[str, Item]) -> list[tuple[str, float]]:
     """Featurize, score and sort `cands`: (item_id, score) best first, ties by item id."""
     if not cands:

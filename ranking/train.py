@@ -29,9 +29,9 @@ import xgboost as xgb
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
-from ltrr.data.model import Dataset, Item
-from ltrr.index_store import IndexHandle
-from ltrr.records import EventRecord, RequestRecord
+from core.model import Dataset, Item
+from core.records import EventRecord, RequestRecord
+from core.text import normalize
 from ranking.groups import (
     DEFAULT_BUDGETS,
     EVENT_LABELS,
@@ -45,7 +45,7 @@ from ranking.groups import (
     rankings,
 )
 from ranking.model import TrainedOn, write_artifact
-from retrievers.text import normalize
+from retrievers.index import IndexHandle
 
 __all__ = ["DEFAULT_BUDGETS", "EVENT_LABELS", "RankerTrainConfig", "candidates_for", "evaluate_ranker", "fit",
            "position_bias", "train_from_clicks", "train_from_qrels"]

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import importlib
 
-from retrievers.base import BadRequest, Candidate, IndexError_, Query, Retriever
+from core.errors import BadRequest
+from core.records import Candidate
+from retrievers.base import Query, Retriever
 
 STRATEGIES: dict[str, str] = {
     "lexical": "retrievers.lexical:LexicalRetriever",
@@ -27,4 +29,4 @@ def strategy_class(name: str) -> type[Retriever]:
     return getattr(importlib.import_module(module), cls)
 
 
-__all__ = ["STRATEGIES", "BadRequest", "Candidate", "IndexError_", "Query", "Retriever", "strategy_class"]
+__all__ = ["STRATEGIES", "Candidate", "Query", "Retriever", "strategy_class"]

@@ -17,18 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ltrr.data.model import Dataset
+from core.errors import BadRequest
+from core.model import Dataset
+from core.records import Candidate
 
 MAX_QUERY_CHARS = 512
 MAX_K = 1000
-
-
-class BadRequest(ValueError):
-    """Bad input from a caller (empty query, k out of range...). Maps to HTTP 4xx."""
-
-
-class IndexError_(ValueError):
-    """An index is missing, incomplete or built from other data."""
 
 
 @dataclass(slots=True)
@@ -38,17 +32,6 @@ class Query:
     text: str
     user_id: str | None = None
     context: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class Candidate:
-    """One retrieved item: id, the strategy's score, its 1-based rank, and which strategy found it."""
-
-    item_id: str
-    score: float
-    rank: int
-    strategy: str
-    features: dict[str, float] | None = None
 
 
 def validate(query: Query | str, k: int) -> Query:
@@ -71,7 +54,7 @@ def validate(query: Query | str, k: int) -> Query:
 def ranked(scored: list[tuple[str, float]], strategy: str, k: int) -> list[Candidate]:
     """Sort (item_id, score) pairs best first (ties by id, so results are deterministic) and cut at k."""
     scored = sorted(scored, key=lambda p: (-p[1], p[0]))[:k]
-    return [Candidate(item_id=i, score=float(s), rank=r, strategy=strategy) for r, (i, s) in enumerate(scored, 1)]
+    return [Candidate.of(strategy, i, r, float(s)) for r, (i, s) in enumerate(scored, 1)]
 
 
 class Retriever(abc.ABC):
@@ -86,7 +69,7 @@ class Retriever(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def load(cls, out_dir: Path) -> "Retriever":
+    def load(cls, out_dir: Path) -> Retriever:
         """Load a built index from `out_dir`."""
 
     def retrieve(self, query: Query | str, k: int) -> list[Candidate]:

@@ -18,8 +18,10 @@ import numpy as np
 from pydantic import BaseModel, Field
 from tqdm import tqdm
 
-from ltrr.data.model import Dataset, Item
-from retrievers.base import Candidate, IndexError_, Query, Retriever, ranked
+from core.errors import IndexError_
+from core.model import Dataset, Item
+from core.records import Candidate
+from retrievers.base import Query, Retriever, ranked
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 
@@ -101,7 +103,7 @@ class DenseRetriever(Retriever):
         (out_dir / "dense.json").write_text(json.dumps(meta))
 
     @classmethod
-    def load(cls, out_dir: Path) -> "DenseRetriever":
+    def load(cls, out_dir: Path) -> DenseRetriever:
         meta_path, index_path = out_dir / "dense.json", out_dir / "faiss.index"
         if not meta_path.exists() or not index_path.exists():
             raise IndexError_(f"no dense index at {out_dir} (run `ltrr index` first)")

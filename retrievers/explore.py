@@ -21,10 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ltrr.data.model import Dataset
-from retrievers.base import BadRequest, Candidate, IndexError_, Query, Retriever, ranked
+from core.errors import BadRequest, IndexError_
+from core.model import Dataset
+from core.records import Candidate
+from core.text import normalize
+from retrievers.base import Query, Retriever, ranked
 from retrievers.storage import read_json, read_manifest, write_json, write_manifest
-from retrievers.text import normalize
 from retrievers.understanding import STOPWORDS
 
 FORMAT = 1
@@ -96,7 +98,7 @@ class ExploreRetriever(Retriever):
                        pool_size=len(pool))
 
     @classmethod
-    def load(cls, out_dir: Path, seed: int | None = None) -> "ExploreRetriever":
+    def load(cls, out_dir: Path, seed: int | None = None) -> ExploreRetriever:
         """Load an explore index; `seed` overrides the one it was built with."""
         out = Path(out_dir)
         manifest = read_manifest(out, cls.name, FORMAT)

@@ -20,8 +20,10 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 from tqdm import tqdm
 
-from ltrr.data.model import Dataset
-from retrievers.base import Candidate, IndexError_, Query, Retriever, ranked
+from core.errors import IndexError_
+from core.model import Dataset
+from core.records import Candidate
+from retrievers.base import Query, Retriever, ranked
 from retrievers.lucene_env import lucene
 
 CONTENTS = "contents"
@@ -93,7 +95,7 @@ class LexicalRetriever(Retriever):
         (out_dir / "lexical.json").write_text(json.dumps(meta))
 
     @classmethod
-    def load(cls, out_dir: Path) -> "LexicalRetriever":
+    def load(cls, out_dir: Path) -> LexicalRetriever:
         meta_path = out_dir / "lexical.json"
         if not meta_path.exists() or not (out_dir / "lucene").is_dir():
             raise IndexError_(f"no lexical index at {out_dir} (run `ltrr index` first)")

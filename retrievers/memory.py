@@ -21,13 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ltrr.data.model import Dataset
-from retrievers.base import MAX_QUERY_CHARS, BadRequest, Candidate, IndexError_, Query, Retriever, ranked
+from core.errors import BadRequest, IndexError_
+from core.events import EVENT_WEIGHTS
+from core.model import Dataset
+from core.records import Candidate
+from core.text import normalize
+from retrievers.base import MAX_QUERY_CHARS, Query, Retriever, ranked
 from retrievers.storage import read_json, read_manifest, write_json, write_manifest
-from retrievers.text import normalize
-
-# Default feedback weights; the caller may pass any weight to `update` instead.
-EVENT_WEIGHTS: dict[str, float] = {"click": 1.0, "play": 2.0, "like": 3.0, "skip": -0.5}
 
 TITLE_SEED = 1.0  # the primary entity field (title) and "title artist"
 OTHER_SEED = 0.5  # other entity fields (artist, album): one key maps to many items
@@ -111,7 +111,7 @@ class MemoryRetriever(Retriever):
                        n_keys=len(self._table))
 
     @classmethod
-    def load(cls, out_dir: Path) -> "MemoryRetriever":
+    def load(cls, out_dir: Path) -> MemoryRetriever:
         out = Path(out_dir)
         manifest = read_manifest(out, cls.name, FORMAT)
         state = read_json(out / "memory.json")

@@ -19,10 +19,12 @@ import threading
 from itertools import islice
 from pathlib import Path
 
-from ltrr.data.model import Dataset
-from retrievers.base import BadRequest, Candidate, IndexError_, Query, Retriever
+from core.errors import BadRequest, IndexError_
+from core.model import Dataset
+from core.records import Candidate
+from core.text import ngrams, normalize
+from retrievers.base import Query, Retriever
 from retrievers.storage import read_json, read_manifest, write_json, write_manifest
-from retrievers.text import ngrams, normalize
 
 FORMAT = 1
 _GLOBAL: tuple[str, ...] = ()  # key of the global list; category lists are (field, value),
@@ -98,7 +100,7 @@ class PopularityRetriever(Retriever):
         write_manifest(out, self.name, FORMAT, self.fingerprint, n_items=len(self._base))
 
     @classmethod
-    def load(cls, out_dir: Path) -> "PopularityRetriever":
+    def load(cls, out_dir: Path) -> PopularityRetriever:
         out = Path(out_dir)
         manifest = read_manifest(out, cls.name, FORMAT)
         data = read_json(out / "popularity.json")
@@ -167,5 +169,5 @@ class PopularityRetriever(Retriever):
                     if i not in chosen:
                         chosen.add(i)
                         ids.append(i)
-            return [Candidate(item_id=i, score=self._pop[i], rank=r, strategy=self.name)
+            return [Candidate.of(self.name, i, r, self._pop[i])
                     for r, i in enumerate(ids, 1)]

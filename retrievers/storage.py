@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 
-from retrievers.base import IndexError_
+from core.errors import IndexError_
 
 
 def write_json(path: Path, obj: object) -> None:

@@ -19,10 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ltrr.data.model import Dataset
-from retrievers.base import Candidate, IndexError_, Query, Retriever
+from core.errors import IndexError_
+from core.model import Dataset
+from core.records import Candidate
+from core.text import normalize
+from retrievers.base import Query, Retriever
 from retrievers.storage import read_json, read_manifest, write_json, write_manifest
-from retrievers.text import normalize
 from retrievers.understanding import FieldMatch, Parse, QueryUnderstanding
 
 FIELD_WEIGHTS: dict[str, float] = {"title": 3.0, "name": 3.0, "artist": 2.0, "album": 1.0}
@@ -77,7 +79,7 @@ class StructuredRetriever(Retriever):
                        category_fields=list(schema.category_fields))
 
     @classmethod
-    def load(cls, out_dir: Path) -> "StructuredRetriever":
+    def load(cls, out_dir: Path) -> StructuredRetriever:
         out = Path(out_dir)
         manifest = read_manifest(out, cls.name, FORMAT)
         items = read_json(out / "items.json")
@@ -133,6 +135,6 @@ class StructuredRetriever(Retriever):
         s = total[cand] + self._tiebreak[cand]
         final = met[cand] + s / (1.0 + s)
         order = np.lexsort((self._id_rank[cand], -final))[:k]
-        return [Candidate(item_id=self._ids[cand[j]], score=float(final[j]), rank=r, strategy=self.name,
-                          features={"constraints": float(met[cand[j]]), "match_score": float(total[cand[j]])})
+        return [Candidate.of(self.name, self._ids[cand[j]], r, float(final[j]),
+                             {"constraints": float(met[cand[j]]), "match_score": float(total[cand[j]])})
                 for r, j in enumerate(order, 1)]

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ltrr.data.model import Dataset, Item, Schema
-from retrievers.text import char_trigrams, ngrams, normalize
+from core.model import Dataset, Item, Schema
+from core.text import char_trigrams, ngrams, normalize
 
 STOPWORDS = frozenset("a an and the of in on at to for by with from my me i you is it this that "
                       "some songs song music tracks track".split())
@@ -154,11 +154,11 @@ class QueryUnderstanding:
         self._cache_lock = threading.Lock()
 
     @classmethod
-    def from_dataset(cls, dataset: Dataset) -> "QueryUnderstanding":
+    def from_dataset(cls, dataset: Dataset) -> QueryUnderstanding:
         return cls.from_items(dataset.items, dataset.schema)
 
     @classmethod
-    def from_items(cls, items: Iterable[Item], schema: Schema) -> "QueryUnderstanding":
+    def from_items(cls, items: Iterable[Item], schema: Schema) -> QueryUnderstanding:
         """The dictionary of the schema's entity and category fields over `items`."""
         items = list(items)
         fields = list(dict.fromkeys(schema.entity_fields + schema.category_fields))

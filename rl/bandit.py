@@ -34,10 +34,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from rl.artifact import META_FILE, MODULE_DIR
 from rl.policy import ActionSpace, Plan, PolicyContext
-
-MODULE_DIR = "module"  # artifact layout, shared with rl.train: <artifact>/module/ and <artifact>/meta.json
-META_FILE = "meta.json"
 
 
 @contextmanager

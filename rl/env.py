@@ -25,7 +25,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import seeding
 
-from ltrr.records import CandidateRecord, EventRecord, RequestRecord
+from core.records import Candidate, EventRecord, RequestRecord
 from rl.policy import LEVELS, ActionSpace
 from rl.reward import RewardConfig, acted_items, plan_reward, reward_table
 
@@ -35,7 +35,7 @@ class LoggedContext:
     """One shadow request, reduced to what the replay needs."""
 
     features: np.ndarray
-    candidates: list[CandidateRecord]
+    candidates: list[Candidate]
     acted: dict[str, float]
     latency_ms: dict[str, float]
     available: tuple[str, ...]

@@ -38,9 +38,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ltrr.data.model import Item, Schema
+from core.model import Item, Schema
+from core.text import char_trigrams, normalize
 from retrievers import STRATEGIES
-from retrievers.text import char_trigrams, normalize
 from retrievers.understanding import STOPWORDS, QueryUnderstanding
 
 LANG_STOPWORDS: dict[str, frozenset[str]] = {
@@ -71,6 +71,12 @@ class StrategyHistory:
     def rate(self, strategy: str) -> float:
         return self.hits.get(strategy, 0) / (self.chosen.get(strategy, 0) + 1.0)
 
+    def __add__(self, other: StrategyHistory) -> StrategyHistory:
+        def add(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
+            return {s: a.get(s, 0) + b.get(s, 0) for s in {*a, *b}}
+        return StrategyHistory(self.requests + other.requests, add(self.chosen, other.chosen),
+                               add(self.hits, other.hits), self.events + other.events)
+
 
 @dataclass(frozen=True, slots=True)
 class History:
@@ -84,6 +90,14 @@ class History:
     def from_json(cls, row: Mapping | None) -> History:
         row = row or {}
         return cls(*(StrategyHistory.from_json(row.get(k)) for k in ("user", "query", "overall")))
+
+    @classmethod
+    def merge(cls, parts: Iterable[History]) -> History:
+        """The sum of several feedback shards' histories (each shard holds a slice of the traffic)."""
+        out = cls()
+        for p in parts:
+            out = cls(out.user + p.user, out.query + p.query, out.overall + p.overall)
+        return out
 
 
 def _names() -> list[str]:
@@ -146,7 +160,7 @@ class ContextFeaturizer:
             math.log1p(len(query)) / 5.0, math.log1p(len(words)) / 3.0, float(np.mean([len(w) for w in words])) / 10.0
             if words else 0.0,
             sum(c.isdigit() for c in query) / chars, sum(ord(c) > 127 for c in query) / chars,
-            sum(w in STOPWORDS for w in words) / n, float(bool(words) and words[0] in QUESTION_WORDS or "?" in query),
+            sum(w in STOPWORDS for w in words) / n, float((bool(words) and words[0] in QUESTION_WORDS) or "?" in query),
             (len(grams & self.trigrams) / len(grams)) if grams else 0.0,
             sum(w in self.words for w in words) / n,
             float(lang == "en"), float(lang not in ("en", "und")), float(lang == "und"),
@@ -177,16 +191,3 @@ class ContextFeaturizer:
         return [float(any(m.kind == "exact" for m in ent)), float(any(m.kind == "fuzzy" for m in ent)),
                 float(bool(cat)), float(bool(p.years)), min(covered / n_words, 1.0), max(fuzzy, default=0.0)]
 
-
-def merge_history(parts: Iterable[Mapping]) -> dict:
-    """Sum `context_history` answers of several feedback shards (each holds a slice of the traffic)."""
-    out: dict = {k: {"requests": 0, "events": 0, "chosen": {}, "hits": {}} for k in ("user", "query", "overall")}
-    for part in parts:
-        for k in out:
-            row = part.get(k) or {}
-            out[k]["requests"] += int(row.get("requests", 0))
-            out[k]["events"] += int(row.get("events", 0))
-            for c in ("chosen", "hits"):
-                for s, n in (row.get(c) or {}).items():
-                    out[k][c][s] = out[k][c].get(s, 0) + int(n)
-    return out

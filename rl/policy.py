@@ -10,8 +10,9 @@ later policies is possible. The RLlib bandit (a later milestone) implements the 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 

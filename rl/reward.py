@@ -1,7 +1,7 @@
 """The reward of a retrieval plan, recomputed offline from a shadow-exploration log.
 
 Why this works: in a shadow request every strategy was called at its top budget (100)
-and each candidate keeps its provenance (`CandidateRecord.hits`: strategy -> rank).
+and each candidate keeps its provenance (`Candidate.hits`: strategy -> rank).
 A smaller plan `{s: b_s}` would have retrieved exactly the items some called strategy
 ranked at or above its budget, so the reward of ANY plan follows from one log.
 
@@ -29,7 +29,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ltrr.records import CandidateRecord, EventRecord
+from core.events import EVENT_WEIGHTS, EventType
+from core.records import Candidate, EventRecord
 from rl.policy import ActionSpace
 
 Discount = Literal["log2", "reciprocal", "none"]
@@ -39,17 +40,16 @@ class RewardConfig(BaseModel):
     """Weights of feedback events and prices of candidates and latency."""
 
     model_config = ConfigDict(extra="forbid")
-    click_weight: float = Field(1.0, description="weight of a click on an item")
-    play_weight: float = Field(2.0, description="weight of a play of an item")
-    like_weight: float = Field(3.0, description="weight of a like of an item")
-    skip_weight: float = Field(0.0, description="weight of a skip of an item")
+    event_weights: dict[EventType, float] = Field(default_factory=lambda: dict(EVENT_WEIGHTS),
+                                                  description="what an event on an item is worth (default: the "
+                                                  "one table, `core.events.EVENT_WEIGHTS`)")
     candidate_cost: float = Field(0.05, ge=0, description="cost per 100 candidates fetched (sum of budgets)")
     latency_cost: float = Field(0.05, ge=0, description="cost per 100 ms of latency summed over called strategies")
     discount: Discount = Field("log2", description="rank discount: 1/log2(1+r), 1/r or none")
 
     def weight(self, event_type: str) -> float:
         """The weight of one event type (click, play, like, skip)."""
-        return float(getattr(self, f"{event_type}_weight"))
+        return float(self.event_weights.get(event_type, EVENT_WEIGHTS[event_type]))
 
     def discount_of(self, rank: np.ndarray | float) -> np.ndarray:
         """d(rank) for 1-based ranks (vectorised)."""
@@ -72,7 +72,7 @@ def acted_items(events: Sequence[EventRecord], cfg: RewardConfig) -> dict[str, f
     return out
 
 
-def union_under_plan(candidates: Sequence[CandidateRecord], budgets: Mapping[str, int]) -> dict[str, int]:
+def union_under_plan(candidates: Sequence[Candidate], budgets: Mapping[str, int]) -> dict[str, int]:
     """item_id -> best rank, over the items the plan would have retrieved (see module doc)."""
     out: dict[str, int] = {}
     for c in candidates:
@@ -89,7 +89,7 @@ def plan_cost(budgets: Mapping[str, int], latency_ms: Mapping[str, float], cfg: 
     return cfg.candidate_cost * fetched / 100.0 + cfg.latency_cost * lat / 100.0
 
 
-def plan_reward(candidates: Sequence[CandidateRecord], acted: Mapping[str, float], budgets: Mapping[str, int],
+def plan_reward(candidates: Sequence[Candidate], acted: Mapping[str, float], budgets: Mapping[str, int],
                 latency_ms: Mapping[str, float], cfg: RewardConfig) -> float:
     """gain(plan) - cost(plan), as defined in the module docstring; 0.0 for the empty plan."""
     got = union_under_plan(candidates, budgets)
@@ -102,18 +102,18 @@ def plan_grid(space: ActionSpace) -> np.ndarray:
     return space.grid()
 
 
-def candidates_under_plan(candidates: Sequence[CandidateRecord], budgets: Mapping[str, int]) -> list[CandidateRecord]:
+def candidates_under_plan(candidates: Sequence[Candidate], budgets: Mapping[str, int]) -> list[Candidate]:
     """The candidates the plan would have retrieved, each keeping only the hits the plan
     produces: what a request served with `budgets` would have logged."""
     out = []
     for c in candidates:
         hits = {s: h for s, h in c.hits.items() if budgets.get(s, 0) >= h.rank}
         if hits:
-            out.append(CandidateRecord.model_construct(item_id=c.item_id, hits=hits))
+            out.append(Candidate(c.item_id, hits))
     return out
 
 
-def reward_table(candidates: Sequence[CandidateRecord], acted: Mapping[str, float], latency_ms: Mapping[str, float],
+def reward_table(candidates: Sequence[Candidate], acted: Mapping[str, float], latency_ms: Mapping[str, float],
                  space: ActionSpace, cfg: RewardConfig, chunk: int = 64) -> np.ndarray:
     """The reward of every plan, shape (L,)*n: `table[i_1..i_n]` = reward of {s_k: levels[i_k]}.
 

@@ -48,7 +48,8 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from rl.bandit import META_FILE, MODULE_DIR, quiet_ray_logs
+from rl.artifact import META_FILE, MODULE_DIR
+from rl.bandit import quiet_ray_logs
 from rl.env import LoggedContext, ReplayBanditEnv
 from rl.policy import LEVELS
 from rl.reward import RewardConfig

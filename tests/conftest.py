@@ -1,10 +1,32 @@
-"""Shared pytest fixtures. Keep small: other test modules append their own."""
+"""Shared pytest fixtures and the test tiers.
+
+Tiers are directories, and each test gets its tier's marker from where it lives:
+- `tests/unit` (`-m unit`): no Ray, no JVM, no real data; seconds (`make test-unit`);
+- `tests/integration` (`-m integration`): real data, the JVM (Lucene), faiss and torch;
+- `tests/live` (`-m live`): real Ray clusters, Serve deployments over HTTP, the bench.
+`make test` (and so CI) runs every tier.
+"""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
 import pytest
+
+from core.env import configure
+
+TIERS = ("unit", "integration", "live")
+
+configure()  # the environment every ltrr entry point sets up (Ray's auth mode), for tests that start Ray
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        tier = next((t for t in TIERS if t in parts), None)
+        if tier is None:
+            raise pytest.UsageError(f"{item.nodeid}: tests live under tests/unit, tests/integration or tests/live")
+        item.add_marker(getattr(pytest.mark, tier))
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +51,6 @@ def demo_index(tmp_path_factory) -> Path:
     """Every strategy's index of the 600-track music-demo, built once per session in a
     subprocess (the JVM and torch stay out of pytest) and shared, read only, by the tests
     that run the service (test_serve, test_resilience, test_multinode)."""
-    from tests.live import DEMO_600, built_index
+    from tests.helpers.service import DEMO_600, built_index
 
     return built_index(DEMO_600, tmp_path_factory.mktemp("demo-index") / "index")

@@ -19,13 +19,12 @@ import numpy as np
 from ir_measures import nDCG
 from tqdm import tqdm
 
+from core.events import EVENT_WEIGHTS
 from ltrr.bench.stream import StreamConfig, StreamResult
-from ltrr.bench.traffic import EVENT_WEIGHT
 from ltrr.bench.workload import TOP, Workload, fan_out, median_latency, ranked, with_memory
-from ltrr.data.clicks import ClickModel
-from ranking.features import rrf_sum
+from ltrr.clicks import ClickModel
+from ranking.fusion import rrf_sum
 from retrievers import STRATEGIES, Query
-from rl.features import History
 from rl.policy import ActionSpace, PolicyContext, ShadowPolicy
 from rl.reward import candidates_under_plan, plan_grid, reward_table
 
@@ -55,13 +54,13 @@ def evaluate_heldout(wl: Workload, res: StreamResult, cfg: StreamConfig, progres
             full, returned = with_memory(fo.candidates, learned), {**fo.returned, "memory": len(learned)}
         rel = {i for i, g in wl.heldout.qrels.get(qid, {}).items() if g > 0}
         plans = dict(res.plans)
-        hist = History.from_json(res.stats.context_history(f"user-{n % cfg.users}", text))
+        hist = res.stats.context_history(f"user-{n % cfg.users}", text)
         x = res.featurizer.featurize(text, hist)
         plans["ltrr"] = policy.plan(PolicyContext(features=x, available=tuple(STRATEGIES))).budgets
         shown = ranked(wl, text, fo.candidates)[0][:10]
         acted: dict[str, float] = {}
         for e in clicker.simulate(shown, wl.heldout.qrels.get(qid, {})):
-            acted[e.item_id] = max(acted.get(e.item_id, 0.0), EVENT_WEIGHT[e.type])
+            acted[e.item_id] = max(acted.get(e.item_id, 0.0), EVENT_WEIGHTS[e.type])
         table = reward_table(full, acted, latency, space, cfg.reward).ravel()
         best = int(np.argmax(table[1:])) + 1
         plans["oracle"] = {s: int(b) for s, b in zip(STRATEGIES, grid[best])}

@@ -16,16 +16,16 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from ltrr.bench.headroom import bounds  # noqa: E402
-from ltrr.bench.heldout import evaluate_heldout  # noqa: E402
-from ltrr.bench.stream import StreamConfig, StreamResult, run_stream  # noqa: E402
-from ltrr.bench.workload import Workload, load_workload  # noqa: E402
-from retrievers import STRATEGIES  # noqa: E402
-from rl.policy import ActionSpace  # noqa: E402
-from rl.reward import cost_table  # noqa: E402
+from ltrr.bench.headroom import bounds
+from ltrr.bench.heldout import evaluate_heldout
+from ltrr.bench.stream import StreamConfig, StreamResult, run_stream
+from ltrr.bench.workload import Workload, load_workload
+from retrievers import STRATEGIES
+from rl.policy import ActionSpace
+from rl.reward import cost_table
 
 CURVE_SYSTEMS = ("ltrr", "best_fixed", "full_fanout", "rrf", "oracle")
 KEYS = ("reward_last_quarter", "candidate_recall", "ndcg@10", "candidates_per_query", "p50_ms")

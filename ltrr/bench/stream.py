@@ -29,13 +29,13 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
+from core.records import EventRecord, PlanRecord, RequestRecord
+from engine.feedback_stats import FeedbackStats, RequestInfo
 from ltrr.bench.traffic import SimulatedTraffic
 from ltrr.bench.workload import TOP, Workload
-from ltrr.feedback_stats import FeedbackStats, RequestInfo
-from ltrr.records import EventRecord, PlanRecord, RequestRecord
 from retrievers import STRATEGIES
 from rl.env import LoggedContext
-from rl.features import FEATURE_NAMES, ContextFeaturizer, History
+from rl.features import FEATURE_NAMES, ContextFeaturizer
 from rl.policy import DEFAULT_BUDGETS, ActionSpace, FixedPolicy, PolicyContext, ShadowPolicy
 from rl.promotion import LoggedDecision, gate, holdout_split, reward_model
 from rl.reward import RewardConfig, candidates_under_plan
@@ -107,7 +107,7 @@ def run_stream(wl: Workload, cfg: StreamConfig, work_dir: Path, progress: bool =
             rewards[k][t] = table[i]
         rewards["oracle"][t] = table[1:].max()
         # ltrr: features from what it has observed, a plan, the reward of that plan
-        hist = History.from_json(stats.context_history(req.user, text))
+        hist = stats.context_history(req.user, text)
         x = featurizer.featurize(text, hist, ts=req.ts)
         ctx = PolicyContext(features=x, available=tuple(STRATEGIES))
         plan = serving.plan(ctx)

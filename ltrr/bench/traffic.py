@@ -21,14 +21,14 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from core.events import EVENT_WEIGHTS
+from core.records import Candidate
 from ltrr.bench.workload import TOP, Workload, fan_out, median_latency, ranked, with_memory
-from ltrr.data.clicks import ClickEvent, ClickModel
-from ltrr.records import CandidateRecord
+from ltrr.clicks import ClickEvent, ClickModel
 from retrievers import STRATEGIES, Query
 from rl.policy import ActionSpace
 from rl.reward import RewardConfig, plan_grid, reward_table
 
-EVENT_WEIGHT = {"click": 1.0, "play": 2.0}
 T0 = 1_700_000_000.0  # the stream's first timestamp; requests are 3 s apart
 
 
@@ -43,7 +43,7 @@ class Request:
     ts: float
     events: list[ClickEvent]
     acted: dict[str, float]  # item -> largest event weight
-    candidates: list[CandidateRecord]  # the full fan-out, with memory's current list
+    candidates: list[Candidate]  # the full fan-out, with memory's current list
     table: np.ndarray  # the reward of every plan, in `ActionSpace.grid()` order
     seen_events: int  # feedback events on this query text before this request
 
@@ -92,7 +92,7 @@ class SimulatedTraffic:
             events = clicker.simulate(self._shown[text], self.wl.traffic.qrels.get(qid, {}))
             acted: dict[str, float] = {}
             for e in events:
-                acted[e.item_id] = max(acted.get(e.item_id, 0.0), EVENT_WEIGHT[e.type])
+                acted[e.item_id] = max(acted.get(e.item_id, 0.0), EVENT_WEIGHTS[e.type])
             full = with_memory(fo.candidates, self.memory.retrieve(Query(text=text), TOP))
             table = reward_table(full, acted, self.latency, self.space, self.reward).ravel()
             yield Request(t, qid, text, self.users[t], T0 + 3.0 * t, events, acted, full, table,

@@ -26,15 +26,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ltrr.cluster import slug
-from ltrr.data.model import Dataset, DatasetError, QuerySet
-from ltrr.data.registry import load_dataset
-from ltrr.index_store import IndexHandle, build_index
-from ltrr.records import CandidateRecord, Hit
-from ranking.features import union
+from core.errors import DatasetError
+from core.model import Dataset, QuerySet
+from core.records import Candidate, Hit
+from deployments.cluster import slug
+from ingest.registry import load_dataset
+from ranking.fusion import union
 from ranking.model import RankerModel, latest_version, rank
 from ranking.train import RankerTrainConfig, train_from_qrels
-from retrievers import STRATEGIES, Candidate, Query
+from retrievers import STRATEGIES, Query
+from retrievers.index import IndexHandle, build_index
 from rl.policy import LEVELS
 
 TOP = max(LEVELS)
@@ -45,7 +46,7 @@ NAMED = ("music-demo", "spotify", "scifact")
 class Fanout:
     """One query's full fan-out: candidates with provenance, and latency per strategy (ms)."""
 
-    candidates: list[CandidateRecord]
+    candidates: list[Candidate]
     latency_ms: dict[str, float]
     returned: dict[str, int]
     failed: tuple[str, ...] = ()
@@ -128,7 +129,7 @@ def fan_out(wl: Workload, texts: list[str], progress: bool = True) -> None:
     if not todo:
         return
     retrievers = {s: wl.index.load(s) for s in STRATEGIES}
-    for s, r in retrievers.items():
+    for r in retrievers.values():
         r.retrieve("warm up", 1)
     for text in tqdm(todo, desc=f"{wl.name}: full fan-out", unit="query", disable=not progress):
         results, latency, returned, failed = {}, {}, {}, []
@@ -150,14 +151,14 @@ def median_latency(wl: Workload) -> dict[str, float]:
     return {s: statistics.median(f.latency_ms[s] for f in wl.fanout.values()) for s in STRATEGIES}
 
 
-def ranked(wl: Workload, query: str, cands: list[CandidateRecord]) -> tuple[list[str], float]:
+def ranked(wl: Workload, query: str, cands: list[Candidate]) -> tuple[list[str], float]:
     """The ranker's order of `cands` and the time it took (ms)."""
     start = time.perf_counter()
     order = [i for i, _ in rank(wl.ranker, query, cands, wl.catalog)]
     return order, (time.perf_counter() - start) * 1000
 
 
-def with_memory(candidates: list[CandidateRecord], memory: list[Candidate]) -> list[CandidateRecord]:
+def with_memory(candidates: list[Candidate], memory: list[Candidate]) -> list[Candidate]:
     """A fan-out's candidates with the memory strategy's hits replaced by `memory` (its
     current list for the query): what the full fan-out retrieves now that memory has learned."""
     merged: dict[str, dict[str, Hit]] = {}
@@ -166,5 +167,5 @@ def with_memory(candidates: list[CandidateRecord], memory: list[Candidate]) -> l
         if hits:
             merged[c.item_id] = hits
     for c in memory:
-        merged.setdefault(c.item_id, {})["memory"] = Hit.model_construct(rank=int(c.rank), score=float(c.score))
-    return [CandidateRecord.model_construct(item_id=i, hits=h) for i, h in merged.items()]
+        merged.setdefault(c.item_id, {})["memory"] = Hit(int(c.rank), float(c.score))
+    return [Candidate(i, h) for i, h in merged.items()]

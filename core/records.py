@@ -1,0 +1,123 @@
+"""The rows the serve path writes and the retrain path reads.
+
+A request record is written (durably) for every /search; a feedback event for every
+click, play, like or skip. They join on `request_id`. Candidates keep their provenance
+(which strategies found them, at which rank and score) so that the reward of a plan,
+and ranker features, can be recomputed offline.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.events import EventType
+
+
+def _hit(rank: int, score: float, features: dict[str, float] | None) -> Hit:
+    return Hit(rank, score, features)
+
+
+def _candidate(item_id: str, hits: tuple) -> Candidate:
+    return Candidate(item_id, {s: Hit(r, sc, f) for s, r, sc, f in hits})
+
+
+@dataclass(slots=True)
+class Hit:
+    """Where one strategy put a candidate: its 1-based rank and score there, and any
+    features the strategy computed for it (e.g. structured's constraint matches)."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
+    rank: int  # 1-based rank in that strategy's list
+    score: float  # that strategy's score
+    features: dict[str, float] | None = None
+
+    def __reduce__(self):  # a compact pickle: hits cross process boundaries on every request
+        return _hit, (self.rank, self.score, self.features)
+
+
+@dataclass(slots=True)
+class Candidate:
+    """One retrieved item and its provenance: the strategies that found it, with their hits.
+
+    The one candidate type from a strategy's answer (one hit) through the union (a hit per
+    strategy that found the item), the ranker and the request log, so nothing a strategy
+    said about an item is lost on the way."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
+    item_id: str
+    hits: dict[str, Hit]  # strategy name -> where it found the item
+
+    @classmethod
+    def of(cls, strategy: str, item_id: str, rank: int, score: float,
+           features: dict[str, float] | None = None) -> Candidate:
+        """A candidate found by one strategy."""
+        return cls(item_id, {strategy: Hit(rank, score, features)})
+
+    def _only(self) -> tuple[str, Hit]:
+        if len(self.hits) != 1:
+            raise ValueError(f"candidate {self.item_id!r} was found by {len(self.hits)} strategies; read .hits")
+        return next(iter(self.hits.items()))
+
+    @property
+    def strategy(self) -> str:
+        """The strategy of a single-strategy candidate (a strategy's own answer)."""
+        return self._only()[0]
+
+    @property
+    def rank(self) -> int:
+        """The rank of a single-strategy candidate."""
+        return self._only()[1].rank
+
+    @property
+    def score(self) -> float:
+        """The score of a single-strategy candidate."""
+        return self._only()[1].score
+
+    @property
+    def features(self) -> dict[str, float] | None:
+        """The features of a single-strategy candidate."""
+        return self._only()[1].features
+
+    def __reduce__(self):
+        return _candidate, (self.item_id, tuple((s, h.rank, h.score, h.features) for s, h in self.hits.items()))
+
+
+class PlanRecord(BaseModel):
+    """What the policy chose: candidates to take per strategy (0 = not called)."""
+
+    model_config = ConfigDict(extra="forbid")
+    budgets: dict[str, int] = Field(description="strategy -> budget; 0 means the strategy was not called")
+    propensity: float = Field(description="probability of this plan under the serving policy")
+    policy_version: str
+    shadow: bool = Field(False, description="shadow exploration: every strategy called at its top budget")
+
+
+class RequestRecord(BaseModel):
+    """Everything the serve path knew and did for one /search."""
+
+    model_config = ConfigDict(extra="forbid")
+    request_id: str
+    ts: float = Field(description="unix seconds")
+    query: str
+    user_id: str | None = None
+    context: dict = Field(default_factory=dict)
+    features: list[float] = Field(default_factory=list, description="context features the policy saw")
+    plan: PlanRecord
+    failed: list[str] = Field(default_factory=list, description="strategies that failed or timed out")
+    latency_ms: dict[str, float] = Field(default_factory=dict, description="strategy -> measured call latency")
+    candidates: list[Candidate]
+    shown: list[str] = Field(description="item ids in the order returned to the user")
+    ranker_version: str
+
+
+class EventRecord(BaseModel):
+    """One piece of user feedback on a shown item."""
+
+    model_config = ConfigDict(extra="forbid")
+    event_id: str
+    request_id: str
+    item_id: str
+    type: EventType
+    position: int = Field(description="1-based position at which the item was shown")
+    ts: float

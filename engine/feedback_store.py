@@ -1,0 +1,319 @@
+"""One durable shard of the feedback log, plain Python (a Ray actor holds one per shard).
+
+Layout: DIR/shard-<i>/requests.jsonl and events.jsonl, one record's `model_dump_json()`
+per line, appended and fsync'ed before the call returns (durable before ack). Nothing
+else is persisted: on construction both files are replayed to rebuild the known
+requests, the seen event ids, the aggregates (engine/feedback_stats.py) and the memory
+updates, so a restarted actor loses nothing. A torn tail (crash mid-write) is truncated
+away with a warning; a corrupt line inside a file is skipped with a warning.
+
+An event's memory-update seq is its 1-based line number in events.jsonl (stable across
+restarts). Requests are routed to shard `shard_of(request_id, n_shards)`.
+"""
+from __future__ import annotations
+
+import bisect
+import contextlib
+import logging
+import os
+import re
+import threading
+import zlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Self
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel, Field, ValidationError
+
+from core.events import EVENT_WEIGHTS
+from core.records import EventRecord, RequestRecord
+from engine.feedback_stats import FeedbackStats, FeedbackTotals, RequestInfo
+from rl.features import History
+
+log = logging.getLogger(__name__)
+
+REQUESTS, EVENTS = "requests.jsonl", "events.jsonl"
+_EXPORT = re.compile(r"^(requests|events)-shard(\d+)\.parquet$")
+MemoryUpdate = tuple[int, str, str, float]  # (seq, normalized query, item_id, weight)
+
+
+class UnknownRequest(KeyError):
+    """Feedback for a request id this shard never logged."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else "unknown request"
+
+
+class BadEvent(ValueError):
+    """An event that does not fit its request; the whole batch is rejected."""
+
+
+class AddResult(BaseModel):
+    """What one `add_events` call stored."""
+
+    accepted: int = Field(description="new events stored durably")
+    duplicates: int = Field(description="events skipped because their event_id was stored before")
+    stored_total: int = Field(description="events the shard holds after this call")
+
+
+class ExportCounts(BaseModel):
+    """What one shard's `export` wrote."""
+
+    shard: int
+    requests: int
+    events: int
+
+
+def shard_of(request_id: str, n_shards: int) -> int:
+    """Stable shard of a request id (crc32 of its UTF-8 bytes; the same in every process)."""
+    if n_shards < 1:
+        raise ValueError(f"n_shards must be >= 1, got {n_shards}")
+    return zlib.crc32(request_id.encode("utf-8")) % n_shards
+
+
+def _scan(path: Path, model: type[BaseModel], limit: int | None = None) -> Iterator[tuple[int, BaseModel | None, int]]:
+    """(line number, record or None when unparseable, end offset) per line, up to byte `limit`."""
+    offset = 0
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            if limit is not None and offset >= limit:
+                return
+            offset += len(raw)
+            rec = None
+            if raw.endswith(b"\n"):  # a line without its newline is torn
+                with contextlib.suppress(ValueError):
+                    rec = model.model_validate_json(raw)
+            yield lineno, rec, offset
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _coerce(obj: object, model: type[BaseModel], error: type[Exception]) -> BaseModel:
+    if isinstance(obj, model):
+        return obj
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        raise error(f"not a valid {model.__name__}: {exc}") from None
+
+
+class FeedbackShard:
+    """Durable append-only request and event log of one shard, with its aggregates."""
+
+    def __init__(self, directory: Path, shard: int) -> None:
+        if shard < 0:
+            raise ValueError(f"shard must be >= 0, got {shard}")
+        self.shard = shard
+        self.path = Path(directory) / f"shard-{shard}"
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._requests: dict[str, RequestInfo] = {}
+        self._event_ids: set[str] = set()
+        self._stats = FeedbackStats()
+        self._updates: list[MemoryUpdate] = []
+        self._update_seqs: list[int] = []
+        self._event_lines = 0  # line count of events.jsonl == the latest seq
+        self._replay(REQUESTS, RequestRecord, self._replay_request)
+        self._event_lines = self._replay(EVENTS, EventRecord, self._replay_event)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        self._fds = {name: os.open(self.path / name, flags, 0o644) for name in (REQUESTS, EVENTS)}
+        for d in (self.path, self.path.parent):  # make the new files' and dir's entries durable too
+            _fsync_dir(d)
+
+    def _replay(self, name: str, model: type[BaseModel], handle) -> int:
+        """Feed every good line to `handle(lineno, rec)`; truncate a torn tail. Returns the
+        number of the last good line (== the line count after truncation)."""
+        path = self.path / name
+        if not path.exists():
+            return 0
+        good_end, last_good, bad = 0, 0, []
+        for lineno, rec, end in _scan(path, model):
+            if rec is None:
+                bad.append(lineno)
+            else:
+                good_end, last_good = end, lineno
+                handle(lineno, rec)
+        for lineno in (n for n in bad if n < last_good):
+            log.warning("feedback shard %d: %s line %d is corrupt; skipped", self.shard, name, lineno)
+        size = path.stat().st_size
+        if size > good_end:
+            log.warning("feedback shard %d: %s ends with %d bytes of torn or corrupt data (line %d on); "
+                        "truncated", self.shard, name, size - good_end, last_good + 1)
+            os.truncate(path, good_end)
+        return last_good
+
+    def _replay_request(self, lineno: int, rec: RequestRecord) -> None:
+        if rec.request_id in self._requests:
+            log.warning("feedback shard %d: request %r logged twice (line %d); kept the first",
+                        self.shard, rec.request_id, lineno)
+            return
+        self._add_request(rec)
+
+    def _replay_event(self, seq: int, ev: EventRecord) -> None:
+        info = self._requests.get(ev.request_id)
+        if info is None or ev.event_id in self._event_ids:
+            log.warning("feedback shard %d: event %r (line %d) is a duplicate or its request is unknown; "
+                        "skipped", self.shard, ev.event_id, seq)
+            self._event_ids.add(ev.event_id)
+            return
+        self._add_event(seq, ev, info)
+
+    # -- state --------------------------------------------------------------------
+    def _add_request(self, rec: RequestRecord) -> None:
+        info = RequestInfo.of(rec)
+        self._requests[rec.request_id] = info
+        self._stats.add_request(rec, info)
+
+    def _add_event(self, seq: int, ev: EventRecord, info: RequestInfo) -> None:
+        self._event_ids.add(ev.event_id)
+        self._stats.add_event(ev, info)
+        weight = EVENT_WEIGHTS.get(ev.type)
+        if weight is not None and info.query:  # the memory strategy rejects an empty query
+            self._updates.append((seq, info.query, ev.item_id, float(weight)))
+            self._update_seqs.append(seq)
+
+    def _append(self, name: str, data: bytes) -> None:
+        """Append whole lines and fsync; on failure cut the file back so no partial line stays."""
+        fd = self._fds[name]
+        start = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except BaseException:
+            os.ftruncate(fd, start)
+            raise
+
+    # -- API ----------------------------------------------------------------------
+    def log_request(self, rec: RequestRecord) -> None:
+        """Append the request durably (fsync) before returning; a known request_id is ignored."""
+        rec = _coerce(rec, RequestRecord, ValueError)
+        line = rec.model_dump_json().encode("utf-8") + b"\n"
+        with self._lock:
+            if rec.request_id in self._requests:
+                return
+            self._append(REQUESTS, line)
+            self._add_request(rec)
+
+    def add_events(self, request_id: str, events: Sequence[EventRecord]) -> AddResult:
+        """Validate all events, then append the new ones with one fsync. Repeated event ids
+        (stored before or earlier in the batch) are counted as duplicates and skipped."""
+        evs = [_coerce(e, EventRecord, BadEvent) for e in events]
+        with self._lock:
+            info = self._requests.get(request_id)
+            if info is None:
+                raise UnknownRequest(f"request {request_id!r} was never logged in feedback shard {self.shard} "
+                                     f"(log the request first, or route it with shard_of)")
+            for ev in evs:
+                if ev.request_id != request_id:
+                    raise BadEvent(f"event {ev.event_id!r} is for request {ev.request_id!r}, not {request_id!r}")
+                if ev.item_id not in info.items:
+                    raise BadEvent(f"event {ev.event_id!r}: item {ev.item_id!r} was neither shown nor a "
+                                   f"candidate in request {request_id!r}")
+                if ev.position < 1:
+                    raise BadEvent(f"event {ev.event_id!r}: position must be >= 1, got {ev.position}")
+            new, batch_ids = [], set()
+            for ev in evs:
+                if ev.event_id not in self._event_ids and ev.event_id not in batch_ids:
+                    batch_ids.add(ev.event_id)
+                    new.append(ev)
+            if new:
+                self._append(EVENTS, b"".join(ev.model_dump_json().encode("utf-8") + b"\n" for ev in new))
+                for ev in new:
+                    self._event_lines += 1
+                    self._add_event(self._event_lines, ev, info)
+            return AddResult(accepted=len(new), duplicates=len(evs) - len(new), stored_total=self._stats.events)
+
+    def has_request(self, request_id: str) -> bool:
+        return request_id in self._requests  # a dict lookup is atomic under the GIL
+
+    def memory_updates(self, since: int, limit: int = 10000) -> tuple[list[MemoryUpdate], int]:
+        """Updates with seq > since (at most `limit`, in seq order) and the cursor to pass as
+        `since` next time: the last returned seq if more remain, else the latest seq."""
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        with self._lock:
+            i = bisect.bisect_right(self._update_seqs, since)
+            out = self._updates[i:i + limit]
+            more = i + limit < len(self._updates)
+            return out, (out[-1][0] if more else self._event_lines)
+
+    def stats(self) -> FeedbackTotals:
+        with self._lock:
+            return self._stats.totals(self.shard, latest_seq=self._event_lines, memory_updates=len(self._updates))
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        """Cheap running totals for metrics: events by type and hits by strategy."""
+        with self._lock:
+            return {"events_by_type": dict(self._stats.by_type), "hits": dict(self._stats.hits)}
+
+    def strategy_stats(self) -> dict[str, dict[str, int]]:
+        with self._lock:
+            return self._stats.strategy_stats()
+
+    def user_history(self, user_id: str) -> dict:
+        with self._lock:
+            return self._stats.user_history(user_id)
+
+    def context_history(self, user_id: str | None, query: str) -> History:
+        with self._lock:
+            return self._stats.context_history(user_id, query)
+
+    # -- export -------------------------------------------------------------------
+    def export(self, out_dir: Path) -> ExportCounts:
+        """Write requests-shard<i>.parquet and events-shard<i>.parquet (column `json` holds each
+        record's model_dump_json()) under out_dir, atomically; returns the counts."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        with self._lock:  # a consistent cut; the files are read outside the lock
+            limits = {name: os.fstat(fd).st_size for name, fd in self._fds.items()}
+        reqs = [r for _, r, _ in _scan(self.path / REQUESTS, RequestRecord, limits[REQUESTS]) if r is not None]
+        evs = [e for _, e, _ in _scan(self.path / EVENTS, EventRecord, limits[EVENTS]) if e is not None]
+        str_, f64 = pa.string(), pa.float64()
+        tables = {"requests": pa.table({
+            "json": pa.array([r.model_dump_json() for r in reqs], str_),
+            "request_id": pa.array([r.request_id for r in reqs], str_), "ts": pa.array([r.ts for r in reqs], f64)}),
+            "events": pa.table({"json": pa.array([e.model_dump_json() for e in evs], str_), **{
+                col: pa.array([getattr(e, col) for e in evs], f64 if col == "ts" else str_)
+                for col in ("event_id", "request_id", "ts", "type", "item_id")}})}
+        for kind, table in tables.items():
+            target = out / f"{kind}-shard{self.shard}.parquet"
+            tmp = target.with_name(target.name + ".tmp")
+            pq.write_table(table, tmp)
+            os.replace(tmp, target)
+        return ExportCounts(shard=self.shard, requests=len(reqs), events=len(evs))
+
+    def close(self) -> None:
+        with self._lock:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds = {}
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_export(directory: Path) -> tuple[list[RequestRecord], list[EventRecord]]:
+    """All shards' exported records in `directory`, in shard order, then file order."""
+    files: dict[str, list[tuple[int, Path]]] = {"requests": [], "events": []}
+    for p in Path(directory).iterdir():  # FileNotFoundError for a missing directory
+        m = _EXPORT.match(p.name)
+        if m:
+            files[m.group(1)].append((int(m.group(2)), p))
+
+    def load(kind: str, model: type[BaseModel]) -> list:
+        return [model.model_validate_json(s) for _, p in sorted(files[kind])
+                for s in pq.read_table(p, columns=["json"]).column("json").to_pylist()]
+    return load("requests", RequestRecord), load("events", EventRecord)

@@ -1,0 +1,198 @@
+"""The search pipeline, free of Ray: plan, fan out, union, rank, log.
+
+The orchestrator deployment runs it with DeploymentHandle calls; the latency benchmark
+and tests run the very same code with in-process callables. Each strategy call has its
+own timeout; a failed or slow strategy (or ranker) degrades the answer instead of
+failing it, and a circuit breaker skips a strategy for a few seconds after it failed.
+A strategy that refuses a call because its queue is full (`Overloaded`: load shedding
+downstream) is left out of that answer without opening its breaker. When no strategy
+answers at all, the request cannot be served: `search` raises `Unavailable`, which the
+HTTP layer answers with 503 and Retry-After, and nothing is logged.
+"""
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from core.records import Candidate, PlanRecord, RequestRecord
+from ranking.fusion import union
+from retrievers.base import Query
+from rl.policy import Plan, Policy, PolicyContext
+
+RetrieveFn = Callable[[Query, int], Awaitable[list[Candidate]]]
+RankFn = Callable[[str, list[Candidate]], Awaitable[tuple[str, list[tuple[str, float]]]]]
+LogFn = Callable[[RequestRecord], Awaitable[None]]
+ContextFn = Callable[[str, str | None, dict], Awaitable[np.ndarray]]
+
+
+async def no_features(query: str, user_id: str | None, context: dict) -> np.ndarray:
+    return np.zeros(0, dtype=np.float32)
+
+
+class Overloaded(Exception):
+    """A strategy refused the call because its queue is full; retry after `retry_after_s`."""
+
+    def __init__(self, message: str = "overloaded", retry_after_s: float | None = None):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Unavailable(Exception):
+    """No strategy answered this request (all overloaded, failed, or skipped by their breakers)."""
+
+    def __init__(self, reason: str, retry_after_s: float):
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+
+
+class Breaker:
+    """Per-strategy circuit breaker: after a failure, skip the strategy for `cooldown_s`."""
+
+    def __init__(self, cooldown_s: float):
+        self.cooldown_s = cooldown_s
+        self.open_until: dict[str, float] = {}
+
+    def available(self, names: list[str]) -> list[str]:
+        return [n for n in names if not self.is_open(n)]
+
+    def fail(self, name: str) -> None:
+        self.open_until[name] = time.monotonic() + self.cooldown_s
+
+    def is_open(self, name: str) -> bool:
+        return self.open_until.get(name, 0.0) > time.monotonic()
+
+    def seconds_to_first_close(self, names: list[str]) -> float:
+        """Seconds until the first of `names` whose circuit is open may be called again (0 if none)."""
+        now = time.monotonic()
+        waits = [self.open_until.get(n, 0.0) - now for n in names if self.is_open(n)]
+        return max(0.0, min(waits)) if waits else 0.0
+
+
+@dataclass
+class SearchResult:
+    request_id: str
+    plan: Plan
+    ranked: list[tuple[str, float]]
+    candidates: list[Candidate]
+    failed: list[str]
+    ranker_version: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    latency_ms: dict[str, float] = field(default_factory=dict)  # strategy -> call latency
+
+    @property
+    def found_by(self) -> dict[str, list[str]]:
+        return {c.item_id: sorted(c.hits) for c in self.candidates}
+
+    @property
+    def fetched(self) -> dict[str, int]:
+        """Candidates each strategy contributed to the union."""
+        out: dict[str, int] = {}
+        for c in self.candidates:
+            for s in c.hits:
+                out[s] = out.get(s, 0) + 1
+        return out
+
+
+class SearchPipeline:
+    def __init__(self, retrievers: dict[str, RetrieveFn], rank: RankFn, log: LogFn, policy: Policy,
+                 strategy_timeout_s: float = 1.0, ranker_timeout_s: float = 2.0, cooldown_s: float = 5.0,
+                 context_fn: ContextFn = no_features, retry_after_s: float = 1.0):
+        self.retrievers = retrievers
+        self.retry_after_s = retry_after_s
+        self.context_fn = context_fn
+        self.rank_fn = rank
+        self.log_fn = log
+        self.policy = policy
+        self.strategy_timeout_s = strategy_timeout_s
+        self.ranker_timeout_s = ranker_timeout_s
+        self.breaker = Breaker(cooldown_s)
+
+    async def _call(self, name: str, query: Query, budget: int
+                    ) -> tuple[str, list[Candidate] | None, float, Overloaded | None]:
+        start = time.perf_counter()
+        overloaded = None
+        cands: list[Candidate] | None
+        try:
+            cands = await asyncio.wait_for(self.retrievers[name](query, budget), self.strategy_timeout_s)
+        except Overloaded as exc:  # its queue is full: leave it out of this answer, keep calling it
+            overloaded, cands = exc, None
+        except Exception:  # timeout, dead replica, strategy error: degrade, never fail the request
+            self.breaker.fail(name)
+            cands = None
+        return name, cands, (time.perf_counter() - start) * 1000, overloaded
+
+    def _unavailable(self, planned: list[str], overloaded: list[Overloaded]) -> Unavailable:
+        if overloaded:
+            waits = [o.retry_after_s for o in overloaded if o.retry_after_s is not None]
+            return Unavailable("overloaded: the strategies this request needed are at capacity or failed "
+                               f"({', '.join(planned)})", max(waits, default=self.retry_after_s))
+        if planned:
+            return Unavailable(f"no strategy answered ({', '.join(planned)} failed)", self.retry_after_s)
+        wait = self.breaker.seconds_to_first_close(list(self.retrievers))
+        return Unavailable("every strategy failed recently and is paused (circuit open)", max(wait, 1.0))
+
+    async def search(self, query: str, k: int, user_id: str | None = None,
+                     context: dict[str, Any] | None = None) -> SearchResult:
+        context = context or {}
+        t0 = time.perf_counter()
+        timings: dict[str, float] = {}
+        request_id = secrets.token_urlsafe(16)
+        available = self.breaker.available(list(self.retrievers))
+        features = await self.context_fn(query, user_id, context)
+        timings["features"] = (time.perf_counter() - t0) * 1000
+        plan = self.policy.plan(PolicyContext(features=features, available=available))
+        timings["plan"] = (time.perf_counter() - t0) * 1000
+
+        t1 = time.perf_counter()
+        q = Query(text=query, user_id=user_id, context=context)
+        calls = [self._call(s, q, b) for s, b in plan.budgets.items() if b > 0]
+        results: dict[str, list[Candidate]] = {}
+        failed: list[str] = []
+        overloaded: list[Overloaded] = []
+        latency: dict[str, float] = {}
+        for name, cands, ms, over in await asyncio.gather(*calls):
+            timings[f"retrieve:{name}"] = ms
+            latency[name] = round(ms, 3)
+            if over is not None:
+                overloaded.append(over)
+            if cands is None:
+                failed.append(name)
+            else:
+                results[name] = cands
+        timings["retrieve"] = (time.perf_counter() - t1) * 1000
+        if not results:  # nothing to rank or show: an empty 200 would hide the outage
+            raise self._unavailable(failed, overloaded)
+        candidates = union(results)
+
+        t2 = time.perf_counter()
+        ranker_version, ranked = "none", []
+        if candidates:
+            try:
+                ranker_version, ranked = await asyncio.wait_for(self.rank_fn(query, candidates),
+                                                                self.ranker_timeout_s)
+            except Exception:  # serve the fused order rather than fail
+                failed.append("ranker")
+                ranker_version = "fused-order"
+                ranked = [(c.item_id, float(len(candidates) - i)) for i, c in enumerate(candidates)]
+        timings["rank"] = (time.perf_counter() - t2) * 1000
+
+        shown = ranked[:k]
+        t3 = time.perf_counter()
+        await self.log_fn(RequestRecord(
+            request_id=request_id, ts=time.time(), query=query, user_id=user_id, context=context,
+            features=[float(x) for x in features], latency_ms=latency,
+            plan=PlanRecord(budgets=plan.budgets, propensity=plan.propensity, policy_version=plan.policy_version,
+                            shadow=plan.shadow),
+            failed=failed, candidates=candidates, shown=[i for i, _ in shown], ranker_version=ranker_version))
+        timings["log"] = (time.perf_counter() - t3) * 1000
+        timings["total"] = (time.perf_counter() - t0) * 1000
+        return SearchResult(request_id=request_id, plan=plan, ranked=shown, candidates=candidates, failed=failed,
+                            ranker_version=ranker_version, timings_ms={k: round(v, 3) for k, v in timings.items()},
+                            latency_ms=latency)

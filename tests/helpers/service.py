@@ -1,0 +1,48 @@
+"""Helpers for tests that run the real service: the `ltrr` command line, and Serve's view
+of the deployed app through the dashboard's REST API."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from core.paths import DASHBOARD_URL
+
+DEMO_600 = "builtin:music-demo?n_tracks=600"
+DASHBOARD = DASHBOARD_URL
+
+
+def ltrr(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ltrr.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def built_index(spec: str, out: Path, strategies: str | None = None) -> Path:
+    """Build a dataset's indexes with `ltrr index` in a subprocess and return `out`.
+
+    Why a subprocess: the pytest process also runs RLlib and torch (test_bandit_train comes
+    first), and a Lucene indexing run in a process that already did that has crashed it
+    (SIGSEGV; see ltrr/bench/report.py). Searching the built index in-process is fine."""
+    built = ltrr("index", "--dataset", spec, "--out", str(out), "--json",
+                 *(["--strategies", strategies] if strategies else []))
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-4000:]
+    return out
+
+
+def serve_app(app: str = "ltrr", dashboard: str = DASHBOARD) -> dict:
+    """The app's entry of GET /api/serve/applications/ ({} if it is not deployed)."""
+    body = httpx.get(f"{dashboard}/api/serve/applications/", timeout=30).json()
+    return body.get("applications", {}).get(app, {})
+
+
+def wait_for_app(check, what: str, timeout_s: float = 300, dashboard: str = DASHBOARD) -> dict:
+    """Poll the deployed app until `check(app_entry)` holds and it is RUNNING; AssertionError if never."""
+    deadline, app = time.monotonic() + timeout_s, {}
+    while time.monotonic() < deadline:
+        app = serve_app(dashboard=dashboard)
+        if app.get("status") == "RUNNING" and check(app):
+            return app
+        time.sleep(1)
+    raise AssertionError(f"Serve never reached: {what}; last status {app.get('status')}")

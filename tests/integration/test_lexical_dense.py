@@ -1,0 +1,97 @@
+"""Lexical (BM25 via a real JVM) and dense (real MiniLM + faiss) on the tiny catalogue."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.errors import BadRequest, IndexError_
+from retrievers.base import MAX_QUERY_CHARS, Query
+from retrievers.dense import DenseConfig, DenseRetriever
+from retrievers.lexical import LexicalConfig, LexicalRetriever
+from tests.helpers.catalogue import ROWS, tiny_dataset
+
+GENRE = {r[0]: r[4] for r in ROWS}
+ARTIST = {r[0]: r[2] for r in ROWS}
+
+
+@pytest.fixture(scope="module")
+def lexical(tmp_path_factory) -> LexicalRetriever:
+    out = tmp_path_factory.mktemp("lex") / "lexical"
+    LexicalRetriever.build(tiny_dataset(), out)
+    return LexicalRetriever.load(out)
+
+
+@pytest.fixture(scope="module")
+def lexical_prior(tmp_path_factory) -> LexicalRetriever:
+    out = tmp_path_factory.mktemp("lexp") / "lexical"
+    LexicalRetriever.build(tiny_dataset(), out, LexicalConfig(prior_weight=1.0))
+    return LexicalRetriever.load(out)
+
+
+@pytest.fixture(scope="module")
+def dense(tmp_path_factory) -> DenseRetriever:
+    out = tmp_path_factory.mktemp("dense") / "dense"
+    DenseRetriever.build(tiny_dataset(), out)
+    return DenseRetriever.load(out)
+
+
+def test_lexical_exact_title_first(lexical):
+    got = lexical.retrieve("love story", 5)
+    assert got[0].item_id == "t01"
+    assert [c.rank for c in got] == list(range(1, len(got) + 1))
+    assert all(c.strategy == "lexical" for c in got)
+
+
+def test_lexical_title_boost_beats_album(lexical):
+    # "Come Away with Me" is both a title (t08) and the album of t07 and t08: the title field's boost wins
+    assert lexical.retrieve("come away with me", 3)[0].item_id == "t08"
+
+
+def test_lexical_artist_query(lexical):
+    got = lexical.retrieve("taylor swift", 5)
+    assert {c.item_id for c in got} == {"t01", "t02", "t03", "t04", "t30"}
+
+
+def test_popularity_prior_orders_equal_matches(lexical_prior):
+    got = [c.item_id for c in lexical_prior.retrieve("taylor swift", 5)]
+    assert got[:2] == ["t02", "t01"]  # popularity 98, then 95
+
+
+def test_lexical_returns_nothing_for_unknown_words(lexical):
+    assert lexical.retrieve("zzzqqq", 10) == []
+
+
+def test_dense_finds_semantic_neighbours(dense):
+    got = dense.retrieve("calm jazz for a quiet evening", 3)
+    assert sum(GENRE[c.item_id] == "jazz" for c in got) >= 2
+    assert all(c.strategy == "dense" for c in got)
+    assert got[0].score >= got[-1].score
+
+
+def test_dense_tolerates_misspelled_artist(dense):
+    assert ARTIST[dense.retrieve("metalica", 1)[0].item_id] == "Metallica"
+
+
+def test_hnsw_agrees_with_exact(tmp_path, dense):
+    DenseRetriever.build(tiny_dataset(), tmp_path / "hnsw", DenseConfig(index="hnsw"))
+    hnsw = DenseRetriever.load(tmp_path / "hnsw")
+    assert hnsw.meta["index"] == "hnsw"
+    for q in ("love story", "electronic dance", "metal"):
+        assert [c.item_id for c in hnsw.retrieve(q, 3)] == [c.item_id for c in dense.retrieve(q, 3)]
+
+
+@pytest.mark.parametrize("name", ["lexical", "dense"])
+@pytest.mark.parametrize("text,k,msg", [("", 5, "empty"), ("   ", 5, "empty"),
+                                        ("x" * (MAX_QUERY_CHARS + 1), 5, "limit"),
+                                        ("love", 0, "k must be"), ("love", 1001, "k must be")])
+def test_bad_input(request, name, text, k, msg):
+    r = request.getfixturevalue(name)
+    with pytest.raises(BadRequest, match=msg):
+        r.retrieve(Query(text=text), k)
+
+
+@pytest.mark.parametrize("cls", [LexicalRetriever, DenseRetriever])
+def test_load_missing(cls, tmp_path: Path):
+    with pytest.raises(IndexError_, match="ltrr index"):
+        cls.load(tmp_path / "absent")

@@ -1,0 +1,105 @@
+"""The search pipeline's degradation rules, with stand-in strategies (the test is about
+the pipeline, not the strategies): slow or failing strategies and rankers degrade the
+answer instead of failing it, and the breaker skips a strategy that just failed."""
+from __future__ import annotations
+
+import asyncio
+import functools
+
+import pytest
+
+from core.records import Candidate
+from engine.pipeline import Overloaded, SearchPipeline, Unavailable
+from rl.policy import FixedPolicy
+
+
+def fixed(rows):
+    """A stand-in strategy answering (item_id, score, rank) rows, tagged with its name by `pipeline`."""
+    async def fn(query, k, name="?"):
+        return [Candidate.of(name, i, r, s) for i, s, r in rows[:k]]
+    return fn
+
+
+async def slow(query, k, name="?"):
+    await asyncio.sleep(5)
+    return []
+
+
+async def broken(query, k, name="?"):
+    raise RuntimeError("replica died")
+
+
+async def rank_by_score(query, cands):
+    return "test-ranker", sorted(((c.item_id, float(len(c.hits))) for c in cands), key=lambda p: (-p[1], p[0]))
+
+
+def pipeline(retrievers, rank=rank_by_score, logged=None):
+    logged = logged if logged is not None else []
+
+    async def log(rec):
+        logged.append(rec)
+    policy = FixedPolicy(list(retrievers), {n: 10 for n in retrievers}, epsilon=0.0)
+    named = {n: functools.partial(fn, name=n) for n, fn in retrievers.items()}
+    return SearchPipeline(named, rank, log, policy, strategy_timeout_s=0.2, ranker_timeout_s=0.2,
+                          cooldown_s=60)
+
+
+def test_union_with_provenance_and_log():
+    logged = []
+    p = pipeline({"a": fixed([("x", 2.0, 1), ("y", 1.0, 2)]), "b": fixed([("y", 0.9, 1)])}, logged=logged)
+    res = asyncio.run(p.search("q", k=5))
+    assert res.ranked[0][0] == "y"  # found by both
+    assert res.found_by == {"x": ["a"], "y": ["a", "b"]}
+    assert res.failed == [] and res.ranker_version == "test-ranker"
+    assert logged[0].request_id == res.request_id and logged[0].shown == ["y", "x"]
+    assert logged[0].plan.propensity == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("bad", [slow, broken])
+def test_failed_strategy_degrades_and_breaker_skips_it(bad):
+    p = pipeline({"a": fixed([("x", 2.0, 1)]), "bad": bad})
+    res = asyncio.run(p.search("q", k=5))
+    assert res.failed == ["bad"] and [i for i, _ in res.ranked] == ["x"]
+    again = asyncio.run(p.search("q", k=5))
+    assert again.plan.budgets["bad"] == 0 and again.failed == []  # skipped while the breaker is open
+
+
+def test_failed_ranker_serves_fused_order():
+    async def bad_rank(query, cands):
+        raise RuntimeError("ranker down")
+    p = pipeline({"a": fixed([("x", 2.0, 1), ("y", 1.0, 2)])}, rank=bad_rank)
+    res = asyncio.run(p.search("q", k=5))
+    assert res.failed == ["ranker"] and [i for i, _ in res.ranked] == ["x", "y"]
+
+
+def overloaded(retry_after_s):
+    async def fn(query, k, name="?"):
+        raise Overloaded("queue full", retry_after_s)
+    return fn
+
+
+def test_overloaded_strategy_is_left_out_without_opening_its_breaker():
+    p = pipeline({"a": fixed([("x", 2.0, 1)]), "busy": overloaded(3.0)})
+    res = asyncio.run(p.search("q", k=5))
+    assert res.failed == ["busy"] and [i for i, _ in res.ranked] == ["x"]
+    assert not p.breaker.is_open("busy")  # back-pressure is not a fault: keep calling it
+    assert asyncio.run(p.search("q", k=5)).plan.budgets["busy"] == 10
+
+
+def test_no_strategy_answering_raises_unavailable_and_logs_nothing():
+    logged = []
+    p = pipeline({"a": overloaded(3.0), "b": overloaded(None)}, logged=logged)
+    with pytest.raises(Unavailable, match="overloaded") as exc:
+        asyncio.run(p.search("q", k=5))
+    assert exc.value.retry_after_s == 3.0 and logged == []
+    p = pipeline({"a": broken}, logged=logged)
+    with pytest.raises(Unavailable, match="no strategy answered"):
+        asyncio.run(p.search("q", k=5))
+    with pytest.raises(Unavailable, match="circuit open") as exc:  # the breaker now skips the only strategy
+        asyncio.run(p.search("q", k=5))
+    assert 1.0 <= exc.value.retry_after_s <= 60 and logged == []
+
+
+def test_a_strategy_with_no_hits_is_an_answer_not_an_outage():
+    res = asyncio.run(pipeline({"a": fixed([])}).search("q", k=5))
+    assert res.ranked == [] and res.failed == []
