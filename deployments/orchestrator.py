@@ -30,7 +30,7 @@ from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
 from core.records import Candidate, EventRecord
-from deployments import jobs
+from deployments import http_errors, jobs
 from deployments.config import AppArgs
 from deployments.feedback import RayFeedback
 from deployments.limits import BodyLimit
@@ -63,6 +63,7 @@ _JOB_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 api = FastAPI(title="ltrr", version="0.1.0",
               description="Learning to rank and retrieve: a bandit chooses retrieval strategies, XGBoost ranks.")
 api.add_middleware(BodyLimit)
+http_errors.install(api)
 DISPLAY_FIELDS = 6
 SHED_DOC = "overloaded, or no strategy could answer: retry after the Retry-After header (seconds)"
 LIMIT_DOCS: dict = {413: {"description": "request body over max_body_bytes"},
