@@ -2,7 +2,10 @@
 music-demo, real Serve deployments, real HTTP (port 8124).
 
 1. Schemathesis generates valid and invalid requests from /openapi.json for every
-   endpoint (admin ones without a token): none may answer 5xx.
+   endpoint (admin ones without a token), half of them with text of any code point
+   swapped into their strings: none may answer 5xx. A hypothesis property test sends raw
+   JSON text with every escape form, lone surrogates, NaN/Infinity and odd numbers in
+   every field of /search and /feedback; then the stored records must export and train.
 2. `benchmarks/load_faults.py`, short: searches and feedback at a steady rate while a
    dense replica, the ranker and a feedback actor are SIGKILLed: no 500s, no request
    without an answer, every crashed part serves again, acknowledged == stored events.
@@ -26,11 +29,13 @@ import requests
 import schemathesis
 import yaml
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
 from core.paths import StatePaths
+from tests.helpers.hostile_json import KINDS, feedback_body, json_string, search_body
 from tests.helpers.service import DEMO_600, ltrr, wait_for_app
 
 PORT = 8124
@@ -46,7 +51,7 @@ def service(tmp_path_factory, demo_index):
               "--port", str(PORT))
     try:
         assert up.returncode == 0, up.stdout + up.stderr
-        yield {"state": root / "state", "root": root}
+        yield {"state": root / "state", "root": root, "index": demo_index}
     finally:
         ltrr("down")
 
@@ -59,6 +64,20 @@ def request_id(service) -> str:
 
 
 MAX_EXAMPLES = 50  # per operation and generation mode: about 600 requests, some 15 s
+# every code point, lone surrogates included (hypothesis' default text leaves them out)
+ANY_TEXT = st.text(st.characters(min_codepoint=0, max_codepoint=0x10FFFF, categories=None), max_size=40)
+
+
+def _hostile(value, data):
+    """`value` with some of its strings replaced by text of any code points (Schemathesis' own
+    strings cover only part of what a JSON string may hold)."""
+    if isinstance(value, str):
+        return data.draw(ANY_TEXT) if data.draw(st.booleans()) else value
+    if isinstance(value, dict):
+        return {k: _hostile(v, data) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_hostile(v, data) for v in value]
+    return value
 
 
 def test_no_generated_request_is_a_server_error(service, request_id):
@@ -75,8 +94,10 @@ def test_no_generated_request_is_a_server_error(service, request_id):
     def run(op, strategy, max_examples: int) -> None:
         @settings(max_examples=max_examples, deadline=None, derandomize=True, database=None,
                   phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
-        @given(case=strategy)
-        def call(case) -> None:
+        @given(case=strategy, data=st.data())
+        def call(case, data) -> None:
+            if isinstance(case.body, dict | list) and data.draw(st.booleans()):
+                case.body = _hostile(case.body, data)
             if op.label == "POST /feedback" and isinstance(case.body, dict) and len(str(case.body)) % 2:
                 case.body["request_id"] = request_id
             response = case.call(session=session, timeout=60)
@@ -105,6 +126,57 @@ def test_no_generated_request_is_a_server_error(service, request_id):
     assert examples >= 3, "the /search and /feedback examples of the OpenAPI document were not found"
     assert sum(n for k, n in tested.items() if k.startswith("POST /search 2")) > 0, "no valid search was generated"
     assert sum(n for k, n in tested.items() if k.startswith("POST /search 4")) > 0, "no invalid search was generated"
+
+
+HOSTILE_EXAMPLES = 150  # bodies per endpoint; about 40 s against the live service
+
+
+def test_hostile_json_is_never_a_server_error_and_later_exports_and_retrains(service, request_id):
+    """Raw JSON text with every escape form, lone surrogates, NaN/Infinity, huge and odd numbers
+    and nesting in every field (tests/helpers/hostile_json.py), sent to /search and /feedback
+    of the live service: each answer is 2xx or a 4xx with a message. Every accepted search gets
+    a click whose event_id is hostile text too. Then what was stored must still export and
+    train a ranker (`ltrr train-ranker --from clicks`, which exports the shards to Parquet)."""
+    first = httpx.post(f"{BASE}/search", json={"query": "happy pop", "k": 10}, timeout=60).json()
+    request_ids, items = [request_id, first["request_id"]], [r["item_id"] for r in first["results"]]
+    statuses: Counter = Counter()
+    failures: list[str] = []
+    accepted: list[str] = []
+
+    @settings(max_examples=HOSTILE_EXAMPLES, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(search=search_body(["chill jazz", "sad rock", "relaxing music with sax"]),
+           fb=feedback_body(request_ids, items), click_id=json_string(min_size=1))
+    def call(search, fb, click_id) -> None:
+        with httpx.Client(base_url=BASE, timeout=60) as client:
+            for path, body in (("/search", search), ("/feedback", fb)):
+                json.loads(body)
+                r = client.post(path, content=body.encode(), headers={"content-type": "application/json"})
+                statuses[f"{path} {r.status_code}"] += 1
+                if r.status_code >= 500 or r.status_code not in (200, 202, 400, 404, 413, 422) or not (
+                        r.json().get("detail") if r.status_code >= 400 else True):
+                    failures.append(f"{path} {r.status_code}: {body[:300]!r}: {r.text[:300]}")
+                elif path == "/search" and r.status_code == 200 and r.json()["results"]:
+                    ans = r.json()
+                    rid, item = json.dumps(ans["request_id"]), json.dumps(ans["results"][0]["item_id"])
+                    ev = (f'{{"request_id":{rid},"events":[{{"event_id":{click_id},"item_id":{item},'
+                          '"type":"click","position":1}]}')
+                    fr = client.post("/feedback", content=ev.encode(), headers={"content-type": "application/json"})
+                    statuses[f"/feedback (click) {fr.status_code}"] += 1
+                    if fr.status_code not in (202, 422):  # 422: an event_id that is blank, too long or unencodable
+                        failures.append(f"click {fr.status_code}: {ev[:300]!r}: {fr.text[:300]}")
+                    elif fr.status_code == 202:
+                        accepted.append(ans["request_id"])
+    call()
+    print(dict(sorted(statuses.items())), "kinds:", ", ".join(KINDS))
+    assert not failures, "\n".join(failures[:10])
+    assert statuses["/search 200"] > 10 and statuses["/search 422"] > 10, statuses
+    assert statuses["/feedback 202"] + len(accepted) > 10 and statuses["/feedback 422"] > 10, statuses
+    trained = ltrr("train-ranker", "--index", str(service["index"]), "--from", "clicks", "--state",
+                   str(service["state"]), "--port", str(PORT), "--shards", "2")
+    assert trained.returncode == 0, trained.stdout[-2000:] + trained.stderr[-3000:]
+    out = json.loads(trained.stdout.strip().splitlines()[-1])
+    assert Path(out["dir"], "manifest.json").exists()
 
 
 def test_oversized_bodies_are_413_before_parsing(service):
