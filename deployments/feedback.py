@@ -19,6 +19,7 @@ from ray.actor import ActorHandle
 
 from core.records import EventRecord, RequestRecord
 from deployments.metrics import FeedbackMetrics
+from engine.erasure import EraseCounts
 from engine.feedback_stats import FeedbackTotals
 from engine.feedback_store import AddResult, ExportCounts, FeedbackShard, MemoryUpdate, shard_of
 from rl.features import History
@@ -62,6 +63,12 @@ class FeedbackActor:
     def export(self, out_dir: str) -> ExportCounts:
         return self.store.export(Path(out_dir))
 
+    def erase_user(self, user_id: str) -> EraseCounts:
+        return self.store.erase_user(user_id)
+
+    def epoch(self) -> int:
+        return self.store.epoch
+
 
 class RayFeedback:
     """`FeedbackClient` over the feedback actors (see the module docstring)."""
@@ -102,3 +109,9 @@ class RayFeedback:
 
     async def export(self, out_dir: Path) -> list[ExportCounts]:
         return [await ref for ref in [a.export.remote(str(out_dir)) for a in self.actors]]
+
+    async def erase_user(self, user_id: str) -> list[EraseCounts]:
+        return [await ref for ref in [a.erase_user.remote(user_id) for a in self.actors]]
+
+    async def epochs(self) -> list[int]:
+        return [await ref for ref in [a.epoch.remote() for a in self.actors]]

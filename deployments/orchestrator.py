@@ -37,6 +37,8 @@ from deployments.limits import BodyLimit
 from deployments.metrics import ServeMetrics
 from deployments.retriever import deployment_name
 from deployments.schemas import (
+    MAX_USER_ID,
+    EraseOut,
     FeedbackRequest,
     FeedbackResponse,
     JobOut,
@@ -59,6 +61,7 @@ from rl.serving import build_policy
 log = logging.getLogger("ray.serve")
 HISTORY_TIMEOUT_S = 0.25
 _JOB_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+PERSONAL_STATS = {"users", "query_clicks"}  # FeedbackTotals fields that name users or their queries
 
 api = FastAPI(title="ltrr", version="0.1.0",
               description="Learning to rank and retrieve: a bandit chooses retrieval strategies, XGBoost ranks.")
@@ -233,6 +236,19 @@ class Orchestrator:
             raise HTTPException(502, f"the Ray Jobs API did not answer: {type(exc).__name__}") from None
         return JobOut(**{k: v for k, v in info.items() if k in JobOut.model_fields})
 
+    @api.delete("/admin/users/{user_id}", response_model=EraseOut,
+                responses={422: {"description": "a user id that is empty or over 128 characters"}})
+    async def erase_user(self, user_id: str, authorization: str | None = Header(None)) -> EraseOut:
+        """Erase a user (admin token required): every request they made and every event on those
+        requests, from every feedback shard's files (fsynced; an interrupted erasure finishes on the
+        shard's next start), its aggregates, the memory strategy's index and every later export."""
+        self._admin(authorization)
+        if not 1 <= len(user_id) <= MAX_USER_ID:
+            raise HTTPException(422, f"user ids are 1..{MAX_USER_ID} characters")
+        parts = await self.feedback.erase_user(user_id)
+        return EraseOut(user_id=user_id, requests=sum(p.requests for p in parts), events=sum(p.events for p in parts),
+                        shards=len(parts))
+
     @api.get("/strategies", response_model=list[StrategyStatus])
     async def strategies(self) -> list[StrategyStatus]:
         app = serve.get_replica_context().app_name
@@ -250,5 +266,12 @@ class Orchestrator:
 
     @api.get("/stats")
     async def stats(self) -> dict:
-        """Feedback aggregates summed over shards: requests, events by type, per-strategy hits."""
+        """Public feedback aggregates summed over shards: requests, events by type, per-strategy
+        counts. Nothing per user or per query: that is GET /admin/stats (admin token)."""
+        return (await self.feedback.totals()).model_dump(exclude={"shard", "latest_seq", *PERSONAL_STATS})
+
+    @api.get("/admin/stats")
+    async def admin_stats(self, authorization: str | None = Header(None)) -> dict:
+        """Every feedback aggregate, the personal ones too: events per user, clicks per query."""
+        self._admin(authorization)
         return (await self.feedback.totals()).model_dump(exclude={"shard", "latest_seq"})

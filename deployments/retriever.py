@@ -3,7 +3,8 @@
 The same class serves every strategy; `build_app` binds it once per strategy under the
 deployment name `retriever-<strategy>`, so `serve_config.yaml` scales each one on its
 own. The memory strategy's replicas also pull click-learned query-to-item updates from
-the feedback actors every `sync_interval_s` seconds.
+the feedback actors every `sync_interval_s` seconds; when a shard's epoch changes (a user
+was erased), a replica reloads its index and applies every shard's updates again.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class RetrieverDeployment:
     def __init__(self, strategy: str, index_dir: str, feedback_dir: str | None = None, feedback_shards: int = 0,
                  sync_interval_s: float = 2.0):
         self.strategy = strategy
+        self.index_dir = index_dir
         # one torch thread per replica: replicas share few cores, and torch's default thread
         # pool spins against the other processes (scale dense with replicas instead)
         os.environ.setdefault("LTRR_TORCH_THREADS", "1")
@@ -37,6 +39,7 @@ class RetrieverDeployment:
         self.feedback = (feedback_dir, feedback_shards)
         self.sync_interval_s = sync_interval_s
         self.cursors: list[int] = [0] * feedback_shards
+        self.epochs: list[int] | None = None  # the shards' epochs the cursors belong to
         self._sync_task: asyncio.Task | None = None
         self.retriever.retrieve("warm up", 1)  # load lazy parts (JVM classes, model) before traffic
 
@@ -53,6 +56,13 @@ class RetrieverDeployment:
         while True:
             try:
                 applied = 0
+                epochs = await feedback.epochs()
+                if self.epochs is not None and epochs != self.epochs:  # a user was erased: start over
+                    self.retriever = IndexHandle.open(self.index_dir).load(self.strategy)
+                    self.cursors = [0] * feedback.n_shards
+                    log.info("memory: feedback epochs %s -> %s; rebuilt from the index and the logs",
+                             self.epochs, epochs)
+                self.epochs = epochs
                 for i in range(feedback.n_shards):
                     updates, latest = await feedback.memory_updates(i, self.cursors[i])
                     for _seq, query, item_id, weight in updates:

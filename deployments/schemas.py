@@ -20,6 +20,7 @@ MAX_EVENTS = 100
 MAX_CONTEXT = 20
 MAX_CONTEXT_KEY = 64
 MAX_CONTEXT_VALUE = 256
+MAX_USER_ID = 128
 MAX_TS = 4_102_444_800.0  # 2100-01-01: later (or non-finite) timestamps are typos or attacks
 
 ContextKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CONTEXT_KEY)]
@@ -34,7 +35,7 @@ class SearchRequest(BaseModel):
         {"query": "relaxing music with sax", "user_id": "user-7", "context": {"genre": "jazz", "ts": 1700000000},
          "k": 10}]})
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="what the user typed")
-    user_id: str | None = Field(None, max_length=128, description="stable user id, for history features")
+    user_id: str | None = Field(None, max_length=MAX_USER_ID, description="stable user id, for history features")
     context: dict[ContextKey, Scalar] = Field(
         default_factory=dict, max_length=MAX_CONTEXT,
         description=f"request context, e.g. {{\"genre\": \"jazz\", \"ts\": 1700000000}}: at most {MAX_CONTEXT} "
@@ -133,3 +134,10 @@ class JobOut(BaseModel):
     message: str | None = None
     result: dict | None = Field(None, description="the job's result once it finished (versions, OPE estimates)")
     log_tail: list[str] | None = None
+
+
+class EraseOut(BaseModel):
+    user_id: str
+    requests: int = Field(description="request records of the user erased, over every shard")
+    events: int = Field(description="feedback events on those requests erased")
+    shards: int = Field(description="feedback shards that erased")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from core.records import EventRecord, RequestRecord
+from engine.erasure import EraseCounts
 from engine.feedback_stats import FeedbackTotals
 from engine.feedback_store import AddResult, ExportCounts, FeedbackShard, MemoryUpdate, shard_of
 from rl.features import History
@@ -50,6 +51,14 @@ class FeedbackClient(Protocol):
         """Every shard's logs as Parquet under `out_dir` (a consistent cut per shard)."""
         ...
 
+    async def erase_user(self, user_id: str) -> list[EraseCounts]:
+        """Remove the user's requests and their events from every shard, durably."""
+        ...
+
+    async def epochs(self) -> list[int]:
+        """Every shard's epoch: it advances when an erasure renumbers the memory updates."""
+        ...
+
 
 class LocalFeedback:
     """`FeedbackClient` over shards held in this process."""
@@ -78,6 +87,12 @@ class LocalFeedback:
 
     async def export(self, out_dir: Path) -> list[ExportCounts]:
         return await asyncio.to_thread(lambda: [s.export(Path(out_dir)) for s in self.shards])
+
+    async def erase_user(self, user_id: str) -> list[EraseCounts]:
+        return [s.erase_user(user_id) for s in self.shards]
+
+    async def epochs(self) -> list[int]:
+        return [s.epoch for s in self.shards]
 
     def close(self) -> None:
         for s in self.shards:

@@ -8,7 +8,9 @@ updates, so a restarted actor loses nothing. A torn tail (crash mid-write) is tr
 away with a warning; a corrupt line inside a file is skipped with a warning.
 
 An event's memory-update seq is its 1-based line number in events.jsonl (stable across
-restarts). Requests are routed to shard `shard_of(request_id, n_shards)`.
+restarts, until an erasure rewrites the file and advances the shard's `epoch`: readers of
+memory updates then start over). `erase_user` removes a user's requests and their events
+from the files and the aggregates (engine/erasure.py). Requests are routed to shard `shard_of(request_id, n_shards)`.
 """
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from core.events import EVENT_WEIGHTS
 from core.records import EventRecord, RequestRecord
+from engine import erasure
+from engine.erasure import EraseCounts
 from engine.feedback_stats import FeedbackStats, FeedbackTotals, RequestInfo
 from rl.features import History
 
@@ -88,14 +92,6 @@ def _scan(path: Path, model: type[BaseModel], limit: int | None = None) -> Itera
             yield lineno, rec, offset
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _coerce(obj: object, model: type[BaseModel], error: type[Exception]) -> BaseModel:
     if isinstance(obj, model):
         return obj
@@ -115,6 +111,16 @@ class FeedbackShard:
         self.path = Path(directory) / f"shard-{shard}"
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._fds: dict[str, int] = {}
+        for user in erasure.resume_pending(self.path, REQUESTS, EVENTS):
+            log.warning("feedback shard %d: finished an interrupted erasure (%d chars of user id)", shard, len(user))
+        self._load()
+
+    def _load(self) -> None:
+        """(Re)build every in-memory structure from the files and open them for appending."""
+        for fd in self._fds.values():
+            os.close(fd)
+        self.epoch = erasure.read_epoch(self.path)
         self._requests: dict[str, RequestInfo] = {}
         self._event_ids: set[str] = set()
         self._stats = FeedbackStats()
@@ -126,7 +132,7 @@ class FeedbackShard:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
         self._fds = {name: os.open(self.path / name, flags, 0o644) for name in (REQUESTS, EVENTS)}
         for d in (self.path, self.path.parent):  # make the new files' and dir's entries durable too
-            _fsync_dir(d)
+            erasure.fsync_dir(d)
 
     def _replay(self, name: str, model: type[BaseModel], handle) -> int:
         """Feed every good line to `handle(lineno, rec)`; truncate a torn tail. Returns the
@@ -267,6 +273,22 @@ class FeedbackShard:
     def context_history(self, user_id: str | None, query: str) -> History:
         with self._lock:
             return self._stats.context_history(user_id, query)
+
+    def erase_user(self, user_id: str) -> EraseCounts:
+        """Remove every request of `user_id` and every event on them from this shard's files
+        (crash-safe, see engine/erasure.py) and from its aggregates and memory updates; the
+        epoch advances, so memory replicas rebuild without them."""
+        with self._lock:
+            erasure.record_pending(self.path, user_id)
+            for fd in self._fds.values():  # stop appending to the files about to be replaced
+                os.close(fd)
+            self._fds = {}
+            try:
+                n_requests, n_events = erasure.erase_user_files(self.path, REQUESTS, EVENTS, user_id)
+                erasure.finish(self.path)
+            finally:  # on failure the pending record stays, and the next start finishes the erasure
+                self._load()
+            return EraseCounts(shard=self.shard, requests=n_requests, events=n_events, epoch=self.epoch)
 
     # -- export -------------------------------------------------------------------
     def export(self, out_dir: Path) -> ExportCounts:

@@ -361,3 +361,70 @@ def test_search_degrades_when_a_strategy_replica_dies(client, ray_driver):
         time.sleep(0.5)
     assert seen_degraded, "killing dense's only replica should degrade at least one answer"
     assert recovered, "Serve should replace the replica and dense should answer again"
+
+
+def _admin(service) -> dict[str, str]:
+    return {"Authorization": f"Bearer {StatePaths(service['state']).admin_token.read_text().strip()}"}
+
+
+def _click(client, body: dict) -> None:
+    ev = [{"event_id": uuid.uuid4().hex, "item_id": body["results"][0]["item_id"], "type": "click", "position": 1}]
+    r = client.post("/feedback", json={"request_id": body["request_id"], "events": ev})
+    assert r.status_code == 202, r.text
+
+
+def test_stats_without_the_token_name_no_user_or_query(service, client):
+    user, query = "private-user-8f3a", "quokka lullaby"
+    _click(client, search(client, query, user_id=user))
+    public = client.get("/stats")
+    assert public.status_code == 200 and public.json()["events"] >= 1 and public.json()["strategies"]
+    assert user not in public.text and "quokka" not in public.text and "users" not in public.json()
+    assert client.get("/admin/stats").status_code == 401
+    personal = client.get("/admin/stats", headers=_admin(service)).json()
+    assert user in personal["users"] and query in personal["query_clicks"]
+
+
+def _memory_finds(client, query: str, item: str) -> bool:
+    return any(r["item_id"] == item and "memory" in r["strategies"] for r in search(client, query, k=20)["results"])
+
+
+def _eventually(check, timeout_s: float = 60) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(1)
+    return False
+
+
+def test_erased_user_is_gone_from_shards_stats_and_memory_across_a_restart(service, client, ray_driver):
+    """DELETE /admin/users/{id}: the user's requests and events leave every shard's files, the
+    aggregates and the memory strategy's index, and stay gone after the shards restart."""
+    from deployments.feedback import actor_name
+
+    user, query = f"erase-me-{uuid.uuid4().hex[:8]}", "marimba quokka zebra"
+    bodies = [search(client, query, user_id=user) for _ in range(3)]
+    item = bodies[0]["results"][0]["item_id"]
+    for body in bodies:
+        ev = [{"event_id": uuid.uuid4().hex, "item_id": item, "type": "play", "position": 1}]
+        assert client.post("/feedback", json={"request_id": body["request_id"], "events": ev}).status_code == 202
+    assert _eventually(lambda: _memory_finds(client, query, item)), "memory never learned the user's plays"
+    feedback_dir = StatePaths(service["state"]).feedback
+
+    def on_disk() -> bool:
+        return any(user in p.read_text() for p in feedback_dir.glob("shard-*/*.jsonl"))
+    assert on_disk()
+
+    assert client.delete(f"/admin/users/{user}").status_code == 401
+    r = client.delete(f"/admin/users/{user}", headers=_admin(service))
+    assert r.status_code == 200, r.text
+    assert r.json() == {"user_id": user, "requests": 3, "events": 3, "shards": 2}
+    assert client.delete("/admin/users/" + "x" * 129, headers=_admin(service)).status_code == 422
+    for shard in (0, 1):  # the shards restart and rebuild from their files
+        ray_driver.kill(ray_driver.get_actor(actor_name(shard), namespace="ltrr"), no_restart=False)
+    personal = client.get("/admin/stats", headers=_admin(service)).json()
+    assert user not in personal["users"]
+    assert not on_disk()
+    late = [{"event_id": uuid.uuid4().hex, "item_id": item, "type": "click", "position": 1}]
+    assert client.post("/feedback", json={"request_id": bodies[0]["request_id"], "events": late}).status_code == 404
+    assert _eventually(lambda: not _memory_finds(client, query, item)), "memory still serves the erased plays"
