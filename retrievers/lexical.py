@@ -10,6 +10,13 @@ Two layouts, chosen by `Schema.lexical_mode` (or overridden in `LexicalConfig`):
 The popularity prior re-scores the top `prior_depth` BM25 hits with
 `bm25 + prior_weight * log1p(popularity)`, so that among equally good textual matches
 the popular item wins (what users of a music or product search expect).
+
+Typo tolerance (`spelling`, on by default for catalogues with category fields, such as
+music-demo and Spotify; off for BEIR collections, whose published BM25 figures it would
+change): a query word that no item uses is also searched as its closest catalogue word
+(`retrievers.spelling.Speller`), so "tayler love" searches "tayler taylor love". The
+vocabulary (word -> items using it, over the text fields) is written at build time to
+`vocab.json`; an index built without it searches the query as typed.
 """
 from __future__ import annotations
 
@@ -23,8 +30,10 @@ from tqdm import tqdm
 from core.errors import IndexError_
 from core.model import Dataset
 from core.records import Candidate
+from core.text import tokens
 from retrievers.base import Query, Retriever, ranked
 from retrievers.lucene_env import lucene
+from retrievers.spelling import Speller
 
 CONTENTS = "contents"
 
@@ -37,6 +46,8 @@ class LexicalConfig(BaseModel):
     b: float = Field(0.4, description="BM25 b (Pyserini's BEIR setting)")
     prior_weight: float = Field(0.0, description="weight of log1p(popularity) added to BM25; 0 turns the prior off")
     prior_depth: int = Field(200, description="how many BM25 hits the prior re-scores")
+    spelling: bool | None = Field(None, description="also search the closest catalogue word of each unknown "
+                                  "query word; None: on when the schema has category fields")
 
 
 class LexicalRetriever(Retriever):
@@ -52,6 +63,9 @@ class LexicalRetriever(Retriever):
         self.popularity: dict[str, float] = meta.get("popularity", {})
         self.searcher = lucene().LuceneSearcher(str(out_dir / "lucene"))
         self.searcher.set_bm25(self.config.k1, self.config.b)
+        vocab_path = out_dir / "vocab.json"
+        self.speller = Speller(json.loads(vocab_path.read_text())) if self.config.spelling and vocab_path.is_file() \
+            else None
 
     @classmethod
     def build(cls, dataset: Dataset, out_dir: Path, config: LexicalConfig | None = None) -> None:
@@ -59,7 +73,8 @@ class LexicalRetriever(Retriever):
         mode = config.mode or dataset.schema.lexical_mode
         if mode not in ("flat", "multifield"):
             raise ValueError(f"lexical mode must be 'flat' or 'multifield', got {mode!r}")
-        config = config.model_copy(update={"mode": mode})
+        spelling = bool(dataset.schema.category_fields) if config.spelling is None else config.spelling
+        config = config.model_copy(update={"mode": mode, "spelling": spelling})
         boosts = dataset.schema.text_fields
         if mode == "flat":
             lucene_fields: dict[str, str] = {}
@@ -92,6 +107,12 @@ class LexicalRetriever(Retriever):
             search_fields = {f: w for f, w in search_fields.items() if w > 0}
         meta = {"config": config.model_dump(), "search_fields": search_fields,
                 "popularity": {it.id: it.popularity for it in dataset.items if it.popularity > 0}}
+        if spelling:
+            vocab: dict[str, int] = {}
+            for item in dataset.items:
+                for w in set(tokens(" ".join(item.fields.get(f, "") for f in boosts))):
+                    vocab[w] = vocab.get(w, 0) + 1
+            (out_dir / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
         (out_dir / "lexical.json").write_text(json.dumps(meta))
 
     @classmethod
@@ -105,9 +126,16 @@ class LexicalRetriever(Retriever):
         prior = self.config.prior_weight if self.popularity else 0.0
         depth = max(k, self.config.prior_depth) if prior else k
         fields = {} if self.fields == {CONTENTS: 1.0} else self.fields
-        hits = self.searcher.search(query.text, depth, fields=fields)
+        hits = self.searcher.search(self.expand(query.text), depth, fields=fields)
         scored = [(h.docid, h.score + prior * math.log1p(self.popularity.get(h.docid, 0.0))) for h in hits]
         return ranked(scored, self.name, k)
+
+    def expand(self, text: str) -> str:
+        """The query BM25 searches: as typed, plus the correction of each word no item uses."""
+        if self.speller is None:
+            return text
+        fixes = [fixed[0] for w in tokens(text) if (fixed := self.speller.correct(w))]
+        return " ".join([text, *fixes])
 
     def close(self) -> None:
         self.searcher.close()

@@ -8,7 +8,17 @@ items meeting more constraints rank first:
 
     score = constraints met + s / (1 + s),   s = sum of span scores + 0.01 * log1p(popularity)
 
-so the integer part counts constraints and scores decrease with rank. Year constraints
+so the integer part counts constraints and scores decrease with rank.
+
+Word-level matches make it tolerant of partial names and typos: each single query word
+(not a stopword) that is a word of an entity value ("love" in "Kingdom Love"), or whose
+spelling correction is ("tayler" -> "taylor" in "Taylor Whitfield", see `spelling`),
+matches every item with such a value, at WORD_SCORE (x 0.8 per edit), whatever the field. Such
+a match joins the span of a one-word match (so "love" meets the same constraint as the
+title "Love", less strongly); it makes a span of its own only for a corrected word, or
+when nothing else in the query was understood (a known word next to understood ones, like
+"hits" in "upbeat pop hits", adds no constraint). So "tayler love" ranks the Taylors'
+love songs, which meet two constraints, above the title "Love". Year constraints
 filter the candidates, unless no candidate meets them (then they are dropped); a query
 that is only a year returns that period's items by popularity. A query with nothing
 understood returns [] - this strategy abstains.
@@ -24,12 +34,16 @@ from core.model import Dataset
 from core.records import Candidate
 from core.text import normalize
 from retrievers.base import Query, Retriever
+from retrievers.spelling import Speller
 from retrievers.storage import read_json, read_manifest, write_json, write_manifest
-from retrievers.understanding import FieldMatch, Parse, QueryUnderstanding
+from retrievers.understanding import STOPWORDS, FieldMatch, Parse, QueryUnderstanding
 
 FIELD_WEIGHTS: dict[str, float] = {"title": 3.0, "name": 3.0, "artist": 2.0, "album": 1.0}
 CATEGORY_WEIGHT = 1.0
 POPULARITY_TIEBREAK = 0.01
+WORD_SCORE = 0.3       # a query word that is one word of an entity value (any field: below every exact match)
+TYPO_DISCOUNT = 0.8    # per edit of a corrected word
+MIN_WORD_CHARS = 3
 FORMAT = 1
 
 
@@ -54,6 +68,25 @@ class StructuredRetriever(Retriever):
                           for f, values in postings.items()}
         self._weights = dict(weights)
         self.understanding = QueryUnderstanding({f: list(v) for f, v in postings.items()}, category_fields)
+        self._words = self._word_postings({f: v for f, v in self._postings.items() if f not in category_fields})
+        counts: dict[str, int] = {}
+        for by_word in self._words.values():
+            for w, ix in by_word.items():
+                counts[w] = counts.get(w, 0) + len(ix)
+        self.speller = Speller(counts)
+
+    @staticmethod
+    def _word_postings(postings: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
+        """field -> word -> items whose value of that field has the word (entity fields only)."""
+        out: dict[str, dict[str, np.ndarray]] = {}
+        for f, values in postings.items():
+            acc: dict[str, list[np.ndarray]] = {}
+            for value, ix in values.items():
+                for w in set(value.split()):
+                    if len(w) >= MIN_WORD_CHARS and w not in STOPWORDS:
+                        acc.setdefault(w, []).append(ix)
+            out[f] = {w: np.unique(np.concatenate(parts)) for w, parts in acc.items()}
+        return out
 
     # -- build / persist ------------------------------------------------------------
     @classmethod
@@ -103,22 +136,48 @@ class StructuredRetriever(Retriever):
             mask |= (self._years >= yr.lo) & (self._years <= yr.hi)
         return mask
 
+    def _word_matches(self, parse: Parse) -> list[FieldMatch]:
+        """Single query words found inside entity values, directly or after spelling correction,
+        on words that no multi-word match or year covers."""
+        blocked = {i for m in parse.matches if m.end - m.start > 1 for i in range(m.start, m.end)}
+        blocked |= {i for y in parse.years for i in range(y.start, y.end)}
+        single = {m.start for m in parse.matches if m.end - m.start == 1}
+        out = []
+        for i, w in enumerate(parse.words):
+            if i in blocked or w in STOPWORDS or len(w) < MIN_WORD_CHARS or w.isdigit():
+                continue
+            score, word = WORD_SCORE, w
+            if w not in self.speller:
+                fixed = self.speller.correct(w)
+                if fixed is None:
+                    continue
+                word, score = fixed[0], WORD_SCORE * TYPO_DISCOUNT ** fixed[1]
+            elif i not in single and parse.understood:
+                continue  # a known word beside understood ones ("hits" of "upbeat pop hits") adds no constraint
+            out += [FieldMatch(f, word, i, i + 1, score, "word") for f, by_word in self._words.items()
+                    if word in by_word]
+        return out
+
     def _retrieve(self, query: Query, k: int) -> list[Candidate]:
         parse = self.understanding.parse(query.text)
-        if not parse.understood or not self._ids:
+        if not self._ids:
+            return []
+        words = self._word_matches(parse)
+        if not parse.understood and not words:
             return []
         n = len(self._ids)
         spans: dict[tuple[int, int], list[FieldMatch]] = {}
-        for m in parse.matches:
+        for m in list(parse.matches) + words:
             spans.setdefault((m.start, m.end), []).append(m)
         total = np.zeros(n, dtype=np.float64)
         met = np.zeros(n, dtype=np.int64)
         for matches in spans.values():
             best = np.zeros(n, dtype=np.float64)
             for m in matches:
-                ix = self._postings.get(m.field, {}).get(m.value)
+                ix = (self._words if m.kind == "word" else self._postings).get(m.field, {}).get(m.value)
                 if ix is not None and len(ix):
-                    best[ix] = np.maximum(best[ix], m.score * self._weights.get(m.field, 1.0))
+                    weight = 1.0 if m.kind == "word" else self._weights.get(m.field, 1.0)
+                    best[ix] = np.maximum(best[ix], m.score * weight)
             total += best
             met += best > 0
         mask = self._year_mask(parse)
