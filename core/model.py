@@ -12,8 +12,12 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from core.errors import DatasetError
+
+if TYPE_CHECKING:
+    from core.entities import Entity
 
 __all__ = ["Dataset", "DatasetError", "Item", "Qrels", "QuerySet", "Schema", "catalogue_fingerprint"]
 
@@ -53,6 +57,8 @@ class Schema:
     dense_fields: which fields, in order, make the text that is embedded.
     lexical_mode: "flat" puts all text fields in one BM25 field; "multifield" keeps
         one Lucene field per text field and searches them with their boosts.
+    entity_types: entities derived from item fields, type -> [name field, qualifier
+        fields...], e.g. {"artist": ["artist"], "album": ["album", "artist"]} (see core.entities).
     """
 
     text_fields: dict[str, float]
@@ -60,17 +66,19 @@ class Schema:
     entity_fields: list[str] = field(default_factory=list)
     dense_fields: list[str] = field(default_factory=list)
     lexical_mode: str = "multifield"
+    entity_types: dict[str, list[str]] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return {"text_fields": self.text_fields, "category_fields": self.category_fields,
                 "entity_fields": self.entity_fields, "dense_fields": self.dense_fields,
-                "lexical_mode": self.lexical_mode}
+                "lexical_mode": self.lexical_mode, "entity_types": self.entity_types}
 
     @staticmethod
     def from_json(row: dict) -> Schema:
         return Schema(text_fields=dict(row["text_fields"]), category_fields=list(row.get("category_fields", [])),
                       entity_fields=list(row.get("entity_fields", [])), dense_fields=list(row.get("dense_fields", [])),
-                      lexical_mode=row.get("lexical_mode", "multifield"))
+                      lexical_mode=row.get("lexical_mode", "multifield"),
+                      entity_types={k: list(v) for k, v in (row.get("entity_types") or {}).items()})
 
 
 Qrels = dict[str, dict[str, int]]  # query id -> item id -> relevance grade (>0 is relevant)
@@ -91,13 +99,16 @@ class QuerySet:
 
 @dataclass(slots=True)
 class Dataset:
-    """A catalogue and its query splits. `spec` is how it was named (a path or builtin:NAME)."""
+    """A catalogue and its query splits. `spec` is how it was named (a path or builtin:NAME).
+    `entities` lists the entities whose membership is no item field (Spotify's playlists);
+    those derived from fields come from `schema.entity_types` (see core.entities)."""
 
     name: str
     spec: str
     items: list[Item]
     schema: Schema
     splits: dict[str, QuerySet] = field(default_factory=dict)
+    entities: list[Entity] = field(default_factory=list)
 
     def split(self, name: str) -> QuerySet:
         if name not in self.splits:

@@ -38,6 +38,7 @@ from deployments.metrics import ServeMetrics
 from deployments.retriever import deployment_name
 from deployments.schemas import (
     MAX_USER_ID,
+    EntityOut,
     EraseOut,
     FeedbackRequest,
     FeedbackResponse,
@@ -50,6 +51,7 @@ from deployments.schemas import (
     SearchResponse,
     StrategyStatus,
 )
+from engine.entities import CARD_ITEMS, EntityHit, EntityIndex
 from engine.feedback_store import BadEvent, UnknownRequest
 from engine.pipeline import Overloaded, RetrieveFn, SearchPipeline, Unavailable
 from retrievers.base import Query
@@ -87,6 +89,7 @@ class Orchestrator:
         self.ranker = ranker
         index = IndexHandle.open(self.args.index_dir)
         self.catalog = index.catalog()
+        self.entities = EntityIndex(index.entities(self.catalog))
         self.featurizer = ContextFeaturizer.from_catalog(self.catalog.values(), index.schema)
         self.policy_version_config = "fixed"
         self.metrics = ServeMetrics()
@@ -171,7 +174,15 @@ class Orchestrator:
             plan=PlanOut(budgets=plan.budgets, propensity=plan.propensity, policy_version=plan.policy_version,
                          shadow=plan.shadow),
             failed_strategies=res.failed, degraded=bool(res.failed),
-            versions={"policy": plan.policy_version, "ranker": res.ranker_version}, timings_ms=res.timings_ms)
+            versions={"policy": plan.policy_version, "ranker": res.ranker_version}, timings_ms=res.timings_ms,
+            entities=[self._entity(h) for h in self.entities.cards(req.query, min(req.related, 3))],
+            related=[self._entity(h) for h in self.entities.related([i for i, _ in res.ranked], req.related)])
+
+    @staticmethod
+    def _entity(hit: EntityHit) -> EntityOut:
+        e = hit.entity
+        return EntityOut(entity_id=e.id, type=e.type, name=e.name, fields=e.fields, n_items=len(e.items),
+                         top_items=e.items[:CARD_ITEMS], score=hit.score, via=list(hit.via))
 
     def _display(self, item_id: str) -> dict[str, str]:
         item = self.catalog.get(item_id)

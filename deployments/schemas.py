@@ -16,6 +16,7 @@ from core.events import EventType
 from retrievers.base import MAX_QUERY_CHARS
 
 MAX_RESULTS = 100
+MAX_RELATED = 20
 MAX_EVENTS = 100
 MAX_CONTEXT = 20
 MAX_CONTEXT_KEY = 64
@@ -42,6 +43,8 @@ class SearchRequest(BaseModel):
                     f"entries, keys up to {MAX_CONTEXT_KEY} and text values up to {MAX_CONTEXT_VALUE} characters; "
                     "`ts` (unix seconds, for the time-of-day features) must be a number in 0..2100-01-01")
     k: int = Field(10, ge=1, le=MAX_RESULTS, description="number of ranked results to return")
+    related: int = Field(5, ge=0, le=MAX_RELATED, description="related entities (artists, albums, playlists) of "
+                         "the top results to return beside them, and entity cards for what the query names; 0: none")
 
     @field_validator("query")
     @classmethod
@@ -74,6 +77,18 @@ class PlanOut(BaseModel):
     shadow: bool = False
 
 
+class EntityOut(BaseModel):
+    entity_id: str = Field(description="type:normalized name, e.g. artist:taylor whitfield")
+    type: str = Field(description="artist, album, playlist, ... (the schema's entity_types, or the loader's)")
+    name: str
+    fields: dict[str, str] = Field(default_factory=dict, description="qualifiers, e.g. an album's artist")
+    n_items: int = Field(description="items that belong to it")
+    top_items: list[str] = Field(description="its most popular item ids (at most 5)")
+    score: float = Field(description="related: sum of 1/rank of its members among the top results; "
+                         "cards: how well the query names it (1 = exactly)")
+    via: list[str] = Field(description="the result item ids that brought it (related), or ['query'] (cards)")
+
+
 class SearchResponse(BaseModel):
     request_id: str = Field(description="quote it in /feedback")
     results: list[ResultItem]
@@ -82,6 +97,8 @@ class SearchResponse(BaseModel):
     degraded: bool = Field(description="true when a strategy or the ranker failed and the answer is partial")
     versions: dict[str, str] = Field(description="policy and ranker versions that served this request")
     timings_ms: dict[str, float] = Field(description="milliseconds per stage (plan, retrieve:<name>, rank, log)")
+    entities: list[EntityOut] = Field(default_factory=list, description="entity cards: what the query names")
+    related: list[EntityOut] = Field(default_factory=list, description="entities the top results belong to")
 
 
 class FeedbackEvent(BaseModel):

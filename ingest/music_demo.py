@@ -60,7 +60,8 @@ TOP_GRADE2 = 20     # ... and the 20 most popular of those get grade 2
 SCHEMA = Schema(
     text_fields={"title": 3.0, "artist": 2.0, "album": 1.0, "genre": 1.0, "mood": 1.0, "description": 1.0},
     category_fields=["genre", "mood"], entity_fields=["title", "artist", "album"],
-    dense_fields=["title", "artist", "genre", "mood", "description"])
+    dense_fields=["title", "artist", "genre", "mood", "description"],
+    entity_types={"artist": ["artist"], "album": ["album", "artist"]})
 
 # genre -> (share of the catalogue, instruments by decreasing likelihood)
 _WORD = re.compile(r"[a-z0-9]+")

@@ -9,6 +9,9 @@ Why: it is the project's real-data benchmark for music search. Each CSV row is o
 - one query per distinct `playlist_name` (449): real, human-written names such as
   "Chill Vibes", whose relevant items (grade 1) are the tracks of that playlist.
 
+Entities (core.entities): artists and albums from the fields, and one playlist entity per
+playlist name holding its tracks (shown beside results; the evaluation never reads them).
+
 Queries are split by a hash of the playlist name (md5, so the split is the same on every
 run and platform): `train` (~70%), `test` (~30%), and `all`.
 """
@@ -20,6 +23,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
+from core.entities import Entity, entity_id
 from core.errors import DatasetError
 from core.model import Dataset, Item, QuerySet, Schema
 
@@ -32,7 +36,8 @@ REQUIRED_COLUMNS = ("track_id", "track_name", "track_artist", "track_popularity"
 SCHEMA = Schema(
     text_fields={"title": 2.0, "artist": 1.5, "album": 1.0, "genre": 1.0, "subgenre": 1.0},
     category_fields=["genre", "subgenre"], entity_fields=["title", "artist", "album"],
-    dense_fields=["title", "artist", "album", "genre", "subgenre"])
+    dense_fields=["title", "artist", "album", "genre", "subgenre"],
+    entity_types={"artist": ["artist"], "album": ["album", "artist"]})
 
 
 def split_of(playlist_name: str) -> str:
@@ -148,5 +153,11 @@ def load_spotify(path: Path) -> Dataset:
             qs.queries[qid] = name
             qs.qrels[qid] = dict(qrels)
             qs.intents[qid] = "playlist"
+    pop = {it.id: it.popularity for it in items}
+    members: dict[str, tuple[str, set[str]]] = {}  # entity id -> (first name, tracks); names that
+    for name, tids in sorted(playlists.items()):     # normalize alike are one playlist entity
+        members.setdefault(entity_id("playlist", name), (name, set()))[1].update(tids)
+    lists = [Entity(eid, "playlist", name, sorted(tids, key=lambda t: (-pop[t], t)),
+                    popularity=round(sum(pop[t] for t in tids), 4)) for eid, (name, tids) in members.items()]
     return Dataset(name="spotify", spec=str(path), items=items, schema=SCHEMA,
-                   splits={"train": parts["train"], "test": parts["test"], "all": every})
+                   splits={"train": parts["train"], "test": parts["test"], "all": every}, entities=lists)

@@ -4,6 +4,8 @@ Layout:
     DIR/manifest.json      dataset name, spec and content fingerprint; counts; versions;
                            per-strategy build time
     DIR/catalog.jsonl      the items (display fields, popularity, year) and, first, the schema
+    DIR/entities.jsonl     the data's explicit entities (e.g. Spotify playlists; core.entities);
+                           those derived from fields are computed from the catalogue on load
     DIR/<strategy>/        each strategy's own files
 
 The fingerprint ties the directory to its data: building into a directory made from
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from core.entities import Entity, derive_entities
 from core.errors import IndexError_
 from core.model import Dataset, Item, Schema
 from retrievers import STRATEGIES, Retriever, strategy_class
@@ -26,6 +29,7 @@ from retrievers import STRATEGIES, Retriever, strategy_class
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 CATALOG = "catalog.jsonl"
+ENTITIES = "entities.jsonl"
 
 
 class IndexMismatch(IndexError_):
@@ -98,6 +102,12 @@ def build_index(dataset: Dataset, index_dir: Path, strategies: list[str] | None 
             for item in dataset.items:
                 f.write(json.dumps(item.to_json(), ensure_ascii=False) + "\n")
     manifest["versions"] = package_versions()
+    manifest["schema"] = dataset.schema.to_json()  # same data (checked above): keep the newest schema
+    tmp = index_dir / (ENTITIES + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for ent in dataset.entities:
+            f.write(json.dumps(ent.to_json(), ensure_ascii=False) + "\n")
+    tmp.replace(index_dir / ENTITIES)
     todo = [n for n in names if rebuild or n not in manifest["strategies"]]
     for name in tqdm(todo, desc="building strategies", unit="strategy", disable=len(todo) < 2):
         start = time.perf_counter()
@@ -134,6 +144,16 @@ class IndexHandle:
         if name not in self.manifest["strategies"]:
             raise IndexError_(f"strategy {name!r} is not built in {self.dir}; built: {', '.join(self.strategies)}")
         return cls.load(self.dir / name)
+
+    def entities(self, catalog: dict[str, Item] | None = None) -> list[Entity]:
+        """Entities derived from the schema's entity_types over the catalogue, then the explicit ones."""
+        catalog = self.catalog() if catalog is None else catalog
+        out = derive_entities(catalog.values(), self.schema.entity_types)
+        path = self.dir / ENTITIES
+        if path.is_file():
+            with path.open(encoding="utf-8") as f:
+                out += [Entity.from_json(json.loads(line)) for line in f if line.strip()]
+        return out
 
     def catalog(self) -> dict[str, Item]:
         with (self.dir / CATALOG).open(encoding="utf-8") as f:

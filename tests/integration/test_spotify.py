@@ -121,3 +121,26 @@ def test_small_csv_with_missing_values_loads(tmp_path):
     (tmp_path / CSV_NAME).write_text(f"{header}\n{bad}\n", encoding="utf-8")
     with pytest.raises(DatasetError, match="line 2: track_popularity"):
         load_spotify(tmp_path)
+
+
+def test_related_entities_on_spotify(spotify_dir: Path, spotify, tmp_path: Path):
+    """Artists, albums (fields) and playlists (explicit) survive `ltrr index`, come back as the
+    related entities of an artist-plus-title query's results, and the artist gets a card."""
+    from engine.entities import EntityIndex
+    from retrievers.index import IndexHandle
+    from tests.helpers.service import built_index
+
+    index = IndexHandle.open(built_index(str(spotify_dir), tmp_path / "index", "structured"))
+    entities = EntityIndex(index.entities())
+    # 449 playlist names, 418 once "Permanent Wave", "permanent wave" and the like are one playlist
+    assert len([e for e in entities.entities.values() if e.type == "playlist"]) == 418
+    assert {e.type for e in entities.entities.values()} == {"artist", "album", "playlist"}
+    item = max((it for it in spotify.items if it.fields["title"] and it.fields["artist"]),
+               key=lambda it: (it.popularity, it.id))
+    query = f"{item.fields['artist']} {item.fields['title']}"
+    top = [c.item_id for c in index.load("structured").retrieve(query, 10)]
+    assert top[0] == item.id or item.id in top[:3]
+    related = entities.related(top, limit=10)
+    kinds = {h.entity.type for h in related}
+    assert {"artist", "album", "playlist"} <= kinds
+    assert item.fields["artist"] in [h.entity.name for h in entities.cards(query) if h.entity.type == "artist"]

@@ -80,6 +80,22 @@ def test_search_returns_ranked_results_with_provenance(service, client):
     assert len(body["request_id"]) >= 20  # unguessable
 
 
+def test_artist_plus_title_query_returns_the_artist_entity(service, client):
+    ds = service["dataset"]
+    item = max(ds.items, key=lambda it: it.popularity)
+    artist = item.fields["artist"]
+    body = search(client, f"{artist} {item.fields['title']}", k=10)
+    assert item.id in [r["item_id"] for r in body["results"][:3]]
+    related = {e["entity_id"]: e for e in body["related"]}
+    assert 1 <= len(related) <= 5
+    ent = related[f"artist:{artist.lower()}"]
+    assert ent["type"] == "artist" and ent["name"] == artist and item.id in ent["via"]
+    assert ent["n_items"] == sum(it.fields["artist"] == artist for it in ds.items)
+    assert any(e["type"] == "album" and e["fields"] == {"artist": artist} for e in body["related"])
+    assert [e["name"] for e in body["entities"] if e["type"] == "artist"] == [artist]  # the card
+    assert search(client, artist, k=3, related=0)["related"] == []
+
+
 def test_health_strategies_docs(client):
     assert client.get("/healthz").json()["status"] == "ok"
     strategies = client.get("/strategies").json()
