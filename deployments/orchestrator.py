@@ -30,7 +30,7 @@ from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
 from core.records import Candidate, EventRecord
-from deployments import http_errors, jobs
+from deployments import console, http_errors, jobs
 from deployments.config import AppArgs
 from deployments.feedback import RayFeedback
 from deployments.limits import BodyLimit
@@ -69,6 +69,7 @@ api = FastAPI(title="ltrr", version="0.1.0",
               description="Learning to rank and retrieve: a bandit chooses retrieval strategies, XGBoost ranks.")
 api.add_middleware(BodyLimit)
 http_errors.install(api)
+api.include_router(console.router)
 DISPLAY_FIELDS = 6
 SHED_DOC = "overloaded, or no strategy could answer: retry after the Retry-After header (seconds)"
 LIMIT_DOCS: dict = {413: {"description": "request body over max_body_bytes"},
@@ -164,12 +165,14 @@ class Orchestrator:
             raise HTTPException(self.args.load_shedding.status_code, f"{exc.reason}; retry later",
                                 headers={"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}) from None
         found_by = res.found_by
+        ranks = {c.item_id: {s: h.rank for s, h in c.hits.items()} for c in res.candidates}
         plan = res.plan
         self.metrics.record(plan.budgets, res.fetched, res.latency_ms, res.failed, plan.policy_version,
                             res.ranker_version)
         return SearchResponse(
             request_id=res.request_id,
-            results=[ResultItem(item_id=i, score=s, rank=r, fields=self._display(i), strategies=found_by[i])
+            results=[ResultItem(item_id=i, score=s, rank=r, fields=self._display(i), strategies=found_by[i],
+                                strategy_ranks=ranks.get(i, {}))
                      for r, (i, s) in enumerate(res.ranked, 1)],
             plan=PlanOut(budgets=plan.budgets, propensity=plan.propensity, policy_version=plan.policy_version,
                          shadow=plan.shadow),
@@ -274,6 +277,11 @@ class Orchestrator:
                                       if d else "MISSING",
                                       replicas=running, circuit_open=self.pipeline.breaker.is_open(name)))
         return out
+
+    @api.get("/promotions")
+    async def promotions(self) -> dict:
+        """The learning loop: the bandit's OPE gate records (newest first) and the promotion histories."""
+        return await asyncio.to_thread(console.promotions, self.args.state_dir)
 
     @api.get("/stats")
     async def stats(self) -> dict:

@@ -68,6 +68,8 @@ class ResultItem(BaseModel):
     rank: int
     fields: dict[str, str] = Field(description="display fields of the item (title, artist, ...)")
     strategies: list[str] = Field(description="strategies that retrieved this item")
+    strategy_ranks: dict[str, int] = Field(default_factory=dict, description="strategy -> the rank at which it "
+                                           "retrieved this item")
 
 
 class PlanOut(BaseModel):
