@@ -3,7 +3,9 @@
 Specs:
 - `builtin:music-demo` (optionally `builtin:music-demo?n_tracks=500&seed=3`): generated here;
 - a BEIR directory (`corpus.jsonl`, `queries.jsonl`, `qrels/*.tsv`), optionally written `beir:DIR`;
-- a directory holding the Spotify `spotify_songs.csv`, optionally written `spotify:DIR`.
+- a directory holding the Spotify `spotify_songs.csv`, optionally written `spotify:DIR`;
+- your own catalogue: a schema file (`*.yaml`), or a CSV, JSONL or Parquet file with
+  `<stem>.schema.yaml` beside it (`ingest/tabular.py`).
 """
 from __future__ import annotations
 
@@ -48,6 +50,10 @@ def load_dataset(spec: str) -> Dataset:
         kind, path = "", Path(spec)
     if not path.exists():
         raise DatasetError(f"dataset {spec!r}: {path} does not exist")
+    if path.is_file() and path.suffix.lower() in (".yaml", ".yml", ".csv", ".jsonl", ".parquet"):
+        from ingest.tabular import load_table
+
+        return load_table(path)
     if not path.is_dir():
         raise DatasetError(f"dataset {spec!r}: {path} is not a directory")
     if kind == "spotify" or (not kind and (path / "spotify_songs.csv").is_file()):
