@@ -9,6 +9,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
+# The web console's browser test drives Debian's Chromium (never a downloaded browser build).
+# LTRR_NO_CHROMIUM=1 skips this step (the console test then fails and says what is missing).
+if [ ! -x /usr/bin/chromium ] && [ -z "${LTRR_NO_CHROMIUM:-}" ] && command -v apt-get >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "note: /usr/bin/chromium is missing; install it with: sudo apt-get install -y chromium" >&2
+  fi
+fi
 stamp=.venv/.ltrr-install-stamp
 want="$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then

@@ -56,6 +56,9 @@ function render(res) {
   list.replaceChildren();
   for (const r of res.results) {
     const f = r.fields;
+    const names = Object.keys(f).filter((k) => k !== "year");
+    const titleKey = "title" in f ? "title" : names[0];
+    const metaKeys = ["artist", "album"].some((k) => k in f) ? ["artist", "album", "year"] : names.slice(1, 3).concat(["year"]);
     const badges = el("div");
     for (const s of r.strategies) badges.append(el("span", { class: `badge ${s}`, title: `${s} ranked it #${r.strategy_ranks[s]}` },
       `${s} #${r.strategy_ranks[s] ?? "?"}`));
@@ -65,9 +68,9 @@ function render(res) {
         onclick: (e) => feedback(res.request_id, r, type, e.target) }, type));
     }
     list.append(el("li", { class: "result", "data-item": r.item_id },
-      el("span", { class: "title" }, f.title || r.item_id), " ",
-      el("span", { class: "meta" }, [f.artist, f.album, f.year].filter(Boolean).join(" · ")), " ", buttons,
-      el("div", { class: "meta" }, `score ${r.score.toFixed(4)} · ${f.genre || ""} ${f.mood || ""}`), badges));
+      el("span", { class: "title" }, f[titleKey] || r.item_id), " ",
+      el("span", { class: "meta" }, metaKeys.map((k) => f[k]).filter(Boolean).join(" · ")), " ", buttons,
+      el("div", { class: "meta" }, `score ${r.score.toFixed(4)}` + (f.genre ? ` · ${f.genre} ${f.mood || ""}` : "")), badges));
   }
   const cards = $("#cards");
   cards.replaceChildren();

@@ -96,6 +96,58 @@ def test_artist_plus_title_query_returns_the_artist_entity(service, client):
     assert search(client, artist, k=3, related=0)["related"] == []
 
 
+def test_web_console_in_chromium(service, client, tmp_path):
+    """The console at /ui in a real headless Chromium (Debian's package, never a downloaded
+    browser): search, click a result, see the feedback counted and the live panel update.
+    LTRR_SCREENSHOT=docs/console.png writes the screenshot the README shows."""
+    import os
+
+    from playwright.sync_api import expect, sync_playwright
+
+    chromium = os.environ.get("LTRR_CHROMIUM", "/usr/bin/chromium")
+    assert Path(chromium).is_file(), f"{chromium} is missing: apt-get install -y chromium (scripts/install.sh)"
+    ds = service["dataset"]
+    item = max(ds.items, key=lambda it: it.popularity)
+    query = f"{item.fields['artist']} {item.fields['title']}"
+    before = client.get("/stats").json()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 860})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.on("request", lambda req: None if req.url.startswith(BASE) else errors.append("external " + req.url))
+            page.goto(f"{BASE}/ui")
+            expect(page.locator("#strategy-table tbody tr").first).to_be_visible(timeout=15_000)
+            page.fill("#q", query)
+            page.click("#search-btn")
+            first = page.locator("#results .result").first
+            expect(first).to_be_visible(timeout=15_000)
+            assert item.id in page.locator("#results .result").evaluate_all("els => els.map(e => e.dataset.item)")[:3]
+            expect(first.locator(".badge").first).to_contain_text("#")  # provenance: strategy and its rank
+            expect(page.locator(f'#related [data-entity="artist:{item.fields["artist"].lower()}"]')).to_be_visible()
+            expect(page.locator("#plan")).to_contain_text("propensity")
+            page.click("#results .result >> nth=0 >> .fb-click")
+            expect(first.locator(".fb-click")).to_have_class("fb fb-click sent", timeout=10_000)
+            expect(page.locator("#fb-count")).to_have_text(str(before["events"] + 1), timeout=10_000)
+            expect(page.locator("#n-requests")).not_to_have_text(str(before["requests"]), timeout=10_000)
+            hit_cells = page.locator("#strategy-table tbody td.hit").all_inner_texts()
+            hits_after = sum(int(t.split("/")[0]) for t in hit_cells)
+            assert hits_after > sum(c["hits"] for c in before["strategies"].values())
+            page.click("#retrain-btn")  # no token: the console says what it needs, nothing is submitted
+            expect(page.locator("#job-status")).to_contain_text("admin token")
+            page.fill("#token", "wrong-token")
+            page.click("#retrain-btn")
+            expect(page.locator("#job-status")).to_contain_text("403", timeout=10_000)
+            page.fill("#token", "")
+            page.locator("#job-status").evaluate("e => e.textContent = ''")
+            shot = Path(os.environ.get("LTRR_SCREENSHOT") or tmp_path / "console.png")
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000 and not errors, errors
+        finally:
+            browser.close()
+
+
 def test_health_strategies_docs(client):
     assert client.get("/healthz").json()["status"] == "ok"
     strategies = client.get("/strategies").json()
