@@ -36,6 +36,10 @@ def build_app(args: dict) -> Application:
             cfg.feedback_shards if s == "memory" else 0)
         for s in cfg.strategies
     }
+    for name, custom in cfg.custom_strategies.items():  # user strategies, registered by import path
+        retrievers[name] = RetrieverDeployment.options(
+            name=deployment_name(name), max_queued_requests=shed.retriever_max_queued,
+            backpressure_config=backpressure).bind(name, cfg.index_dir, custom=custom.model_dump())
     ranker = RankerDeployment.options(
         name="ranker", user_config={"models_dir": str(cfg.paths.ranker_models), "version": "latest"},
         max_queued_requests=shed.ranker_max_queued, backpressure_config=backpressure).bind(cfg.index_dir)

@@ -1,9 +1,9 @@
 """The application's arguments: what `serve_config.yaml` passes to `build_app(args)`."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.paths import DASHBOARD_URL, StatePaths
 from retrievers import STRATEGIES
@@ -32,6 +32,15 @@ class LoadSheddingArgs(BaseModel):
     status_code: Literal[503, 429] = Field(503, description="the status of an answer that sheds load")
 
 
+class CustomStrategy(BaseModel):
+    """A user-written strategy, registered by import path (see retrievers/http_search.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+    import_path: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", description="module:Class of a "
+                             "retrievers.base.Retriever subclass with a classmethod from_config(index_dir, **args)")
+    args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of from_config")
+
+
 class AppArgs(BaseModel):
     """Arguments of the ltrr Serve application."""
 
@@ -44,6 +53,10 @@ class AppArgs(BaseModel):
     strategy_timeout_ms: float = Field(1000, gt=0, description="a strategy slower than this is dropped from the answer")
     ranker_timeout_ms: float = Field(2000, gt=0, description="past this the answer falls back to the fused order")
     circuit_cooldown_s: float = Field(5.0, ge=0, description="after a failure, skip the strategy for this long")
+    custom_strategies: dict[str, CustomStrategy] = Field(
+        default_factory=dict, description="user strategies by name: each becomes the deployment retriever-<name>, "
+        "joins the policy's action space (give it a budget in policy.budgets to use it in the fixed plan) and the "
+        "metrics")
     policy: PolicyArgs = Field(default_factory=PolicyArgs)
     load_shedding: LoadSheddingArgs = Field(default_factory=LoadSheddingArgs,
                                             description="queue bounds and the answer past them")
@@ -52,6 +65,22 @@ class AppArgs(BaseModel):
     admin_token: str | None = Field(None, description="bearer token of the /admin endpoints; unset = they refuse "
                                     "everything. `ltrr up` generates one into <state>/admin_token")
     dashboard_address: str = Field(DASHBOARD_URL, description="Ray dashboard (Jobs API) for retraining")
+
+    @field_validator("custom_strategies")
+    @classmethod
+    def _custom_names(cls, v: dict[str, CustomStrategy]) -> dict[str, CustomStrategy]:
+        import re
+
+        for name in v:
+            if name in STRATEGIES or not re.match(r"^[a-z][a-z0-9_]{0,31}$", name):
+                raise ValueError(f"custom strategy name {name!r} must be new (not {', '.join(STRATEGIES)}) and "
+                                 "lower-case letters, digits or '_' (at most 32)")
+        return v
+
+    @property
+    def all_strategies(self) -> list[str]:
+        """The built-in strategies served, then the custom ones."""
+        return [*self.strategies, *self.custom_strategies]
 
     @property
     def paths(self) -> StatePaths:

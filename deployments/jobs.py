@@ -95,7 +95,7 @@ def run(state: Path, action: str, what: str, tolerance: float | None = None) -> 
         requests, events = retrain.read_logs(logs)
         catalog = IndexHandle.open(Path(args.index_dir)).catalog() if what in ("ranker", "all") else {}
         result = {"logs": str(logs), **retrain.retrain(paths, what, requests, events, args.policy,
-                                                        list(args.strategies), catalog, promoter, tolerance)}
+                                                        list(args.all_strategies), catalog, promoter, tolerance)}
     result["health"] = promoter.wait()
     return result
 

@@ -9,6 +9,7 @@ was erased), a replica reloads its index and applies every shard's updates again
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 
@@ -26,16 +27,23 @@ def deployment_name(strategy: str) -> str:
     return f"retriever-{strategy}"
 
 
+def load_custom(custom: dict, index_dir: str):
+    """A user strategy from {import_path: "module:Class", args: {...}}: Class.from_config(index_dir, **args)."""
+    module, _, cls_name = custom["import_path"].partition(":")
+    cls = getattr(importlib.import_module(module), cls_name)
+    return cls.from_config(index_dir, **(custom.get("args") or {}))
+
+
 @serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=32, health_check_period_s=5)
 class RetrieverDeployment:
     def __init__(self, strategy: str, index_dir: str, feedback_dir: str | None = None, feedback_shards: int = 0,
-                 sync_interval_s: float = 2.0):
+                 sync_interval_s: float = 2.0, custom: dict | None = None):
         self.strategy = strategy
         self.index_dir = index_dir
         # one torch thread per replica: replicas share few cores, and torch's default thread
         # pool spins against the other processes (scale dense with replicas instead)
         os.environ.setdefault("LTRR_TORCH_THREADS", "1")
-        self.retriever = IndexHandle.open(index_dir).load(strategy)
+        self.retriever = load_custom(custom, index_dir) if custom else IndexHandle.open(index_dir).load(strategy)
         self.feedback = (feedback_dir, feedback_shards)
         self.sync_interval_s = sync_interval_s
         self.cursors: list[int] = [0] * feedback_shards

@@ -159,7 +159,14 @@ def _scale(args: argparse.Namespace) -> int:
     from deployments.retriever import deployment_name
     from retrievers import strategy_class
 
-    strategy_class(args.strategy)  # BadRequest on unknown names
+    rendered = StatePaths(args.state).serve_config
+    custom = {}
+    if rendered.is_file():  # user strategies registered by import path in the running config
+        import yaml
+
+        custom = (yaml.safe_load(rendered.read_text())["applications"][0].get("args") or {}).get("custom_strategies")
+    if args.strategy not in (custom or {}):
+        strategy_class(args.strategy)  # BadRequest on unknown names
     if args.replicas is None and args.min is None and args.max is None:
         raise BadRequest("give --replicas N, or --min and/or --max")
     if args.replicas is not None:
@@ -167,7 +174,6 @@ def _scale(args: argparse.Namespace) -> int:
             raise BadRequest("--replicas must be at least 1")
         changes = {"num_replicas": args.replicas, "autoscaling_config": None}
     else:
-        rendered = StatePaths(args.state).serve_config
         current = cluster.deployment_entry(rendered, deployment_name(args.strategy)).get("autoscaling_config") or {}
         lo = args.min if args.min is not None else current.get("min_replicas", 1)
         hi = args.max if args.max is not None else current.get("max_replicas", max(lo, 1))
