@@ -49,7 +49,12 @@ class RetrieverDeployment:
         self.cursors: list[int] = [0] * feedback_shards
         self.epochs: list[int] | None = None  # the shards' epochs the cursors belong to
         self._sync_task: asyncio.Task | None = None
-        self.retriever.retrieve("warm up", 1)  # load lazy parts (JVM classes, model) before traffic
+        try:
+            self.retriever.retrieve("warm up", 1)  # load lazy parts (JVM classes, model) before traffic
+        except Exception:
+            if not custom:
+                raise
+            log.warning("%s: warm-up call failed (its service may be down); serving anyway", strategy)
 
     async def retrieve(self, query: Query, k: int) -> list[Candidate]:
         """At most k candidates, best first. Runs on the replica's event loop thread, so the
