@@ -19,7 +19,7 @@ function el(tag, attrs = {}, ...children) {
 }
 
 async function api(path, options = {}) {
-  const res = await fetch(path, { headers: { "content-type": "application/json", ...(options.headers || {}) }, ...options });
+  const res = await fetch(path, { ...options, headers: { "content-type": "application/json", ...(options.headers || {}) } });
   const text = await res.text();
   let body = null;
   try { body = text ? JSON.parse(text) : null; } catch (_) { body = { detail: text }; }
