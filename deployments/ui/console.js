@@ -149,7 +149,9 @@ async function refreshStats() {
     const mean = lat.length ? (lat.reduce((a, b) => a + b, 0) / lat.length).toFixed(1) : "-";
     tbody.append(el("tr", { "data-strategy": s }, el("td", {}, s),
       el("td", { class: "num sel" }, el("span", { class: "bar", style: `width:${Math.round(sel * 40)}px` }), `${(100 * sel).toFixed(0)}%`),
-      el("td", { class: "num hit" }, `${c.hits}/${c.chosen}`), el("td", { class: "num" }, mean), el("td", {}, sparkline(series))));
+      el("td", { class: "num hit", "data-hits": c.hits, title: `${c.hits} hits over ${c.chosen} selections` },
+        c.chosen ? hit.toFixed(2) : "-"),
+      el("td", { class: "num" }, mean), el("td", {}, sparkline(series))));
   }
 }
 
