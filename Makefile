@@ -15,7 +15,7 @@ demo: install
 	.venv/bin/ltrr up --dataset $(DATASET) --index $(INDEX) --port $(PORT)
 	curl -s -X POST http://127.0.0.1:$(PORT)/search -H 'content-type: application/json' \
 	  -d '{"query": "chill jazz", "k": 3}' | .venv/bin/python -m json.tool
-	@echo "ltrr is running on http://127.0.0.1:$(PORT) (OpenAPI at /docs); stop it with: make down"
+	@echo "ltrr is running on http://127.0.0.1:$(PORT): web console at /ui, OpenAPI at /docs; stop it with: make down"
 
 eval: install
 	.venv/bin/ltrr index --dataset $(DATASET) --out $(INDEX)
