@@ -11,7 +11,8 @@ tools can run it on any exported logs with any `Promoter`.
    the artifact (`promotion.json`), and the online value the serving version reached
    (mean observed reward of the requests it served) is added to its own record;
 2. ranker: XGBoost on the logged clicks with position-bias correction (unbiased
-   LambdaMART, `ranking.train.train_from_clicks`);
+   LambdaMART, `ranking.train.train_from_clicks`), gated against the serving ranker on
+   held-out logged requests (`learning.ranker_gate`; `tolerance` in nDCG@10 there);
 3. every promotion goes through the `Promoter` and is appended to the kind's history
    (`learning.registry`); `rollback` promotes the version that served before the current one.
 """
@@ -124,16 +125,15 @@ def retrain_bandit(paths: StatePaths, policy_args: PolicyArgs, strategies: list[
 
 
 def retrain_ranker(paths: StatePaths, catalog: Mapping[str, Item], requests: list[RequestRecord],
-                   events: list[EventRecord], promoter: Promoter) -> dict[str, Any]:
-    """Train a ranker on the logged clicks and promote it."""
+                   events: list[EventRecord], promoter: Promoter, tolerance: float = 0.0) -> dict[str, Any]:
+    """Train a ranker on the logged clicks and promote it if it passes the gate (learning.ranker_gate)."""
+    from learning.ranker_gate import promote_ranker
     from ranking.train import train_from_clicks
 
     out = train_from_clicks(requests, events, catalog, models_root=paths.ranker_models)
     metrics = json.loads((out / "manifest.json").read_text()).get("metrics", {})
-    current = promoter.current("ranker")
-    promoter.promote("ranker", out.name)
-    record_promotion(paths, "ranker", out.name, current, "retrain")
-    return {"version": out.name, "previous": current, "metrics": metrics, "promoted": True}
+    return {**promote_ranker(paths, promoter, out.name, requests, events, catalog, "retrain", tolerance),
+            "metrics": metrics}
 
 
 def retrain(paths: StatePaths, what: str, requests: list[RequestRecord], events: list[EventRecord],
@@ -146,7 +146,7 @@ def retrain(paths: StatePaths, what: str, requests: list[RequestRecord], events:
         result["bandit"] = retrain_bandit(paths, policy_args, strategies, requests, by_request(events),
                                           0.02 if tolerance is None else tolerance, promoter)
     if what in ("ranker", "all"):
-        result["ranker"] = retrain_ranker(paths, catalog, requests, events, promoter)
+        result["ranker"] = retrain_ranker(paths, catalog, requests, events, promoter, tolerance or 0.0)
     return result
 
 

@@ -132,25 +132,30 @@ def _train_ranker(args: argparse.Namespace) -> int:
     paths = StatePaths(args.state)
     models_root = paths.ranker_models
     index = IndexHandle.open(Path(args.index))
+    from engine.feedback_store import read_export
+
+    requests, events = [], []
     if args.source == "qrels":
         out = train.train_from_qrels(index, load_dataset(args.dataset), args.split, models_root=models_root)
     else:
-        from engine.feedback_store import read_export
-
         logs = Path(args.logs) if args.logs else _export_logs(paths, args.shards)
         requests, events = read_export(logs)
         out = train.train_from_clicks(requests, events, index.catalog(), models_root=models_root)
     manifest = json.loads((out / "manifest.json").read_text())
     print(json.dumps({"version": out.name, "dir": str(out), "metrics": manifest.get("metrics", {})}))
     if args.promote:
-        from learning.registry import record_promotion
+        from learning.ranker_gate import promote_ranker
 
+        if args.source == "qrels":  # the gate judges on the service's logged requests
+            requests, events = read_export(_export_logs(paths, args.shards))
         promoter = cluster.ServePromoter(paths.root)
-        previous = promoter.current("ranker")
-        promoter.promote("ranker", out.name)
-        record_promotion(paths, "ranker", out.name, previous, "train-ranker")
+        result = promote_ranker(paths, promoter, out.name, requests, events, index.catalog(), "train-ranker",
+                                args.tolerance)
+        if not result["promoted"]:
+            print(json.dumps({"refused": out.name, "serving": result["previous"], "gate": result["gate"]}))
+            return 3
         cluster.wait_healthy(_base_url(args), args.timeout, expect_ranker=out.name)
-        print(json.dumps({"promoted": out.name, "previous": previous}))
+        print(json.dumps({"promoted": out.name, "previous": result["previous"], "gate": result["gate"]}))
     return 0
 
 
@@ -327,7 +332,10 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--split", default="train")
     tr.add_argument("--logs", help="directory of exported Parquet logs (default: export from the running actors)")
     tr.add_argument("--shards", type=int, default=2, help="number of feedback shards (default 2)")
-    tr.add_argument("--promote", action="store_true", help="serve the new version (hot swap through user_config)")
+    tr.add_argument("--promote", action="store_true", help="serve the new version (hot swap through user_config) "
+                    "if it passes the gate against the serving ranker on held-out logged requests; exit 3 if not")
+    tr.add_argument("--tolerance", type=float, default=0.0,
+                    help="the gate promotes unless held-out click nDCG@10 drops by more than this")
     serving(tr)
     tr.set_defaults(func=_train_ranker)
 

@@ -244,6 +244,8 @@ def test_train_ranker_from_logged_clicks(service):
 
 
 def test_ranker_hot_swap_under_traffic(service, client):
+    import json
+
     failures, versions, done = [], set(), threading.Event()
 
     def traffic():
@@ -269,6 +271,21 @@ def test_ranker_hot_swap_under_traffic(service, client):
     assert search(client, "sad rock")["versions"]["ranker"] == version
     assert failures == []
     assert "fallback-rrf" in versions  # traffic ran before the swap ...
+    gate = json.loads(next(ln for ln in proc.stdout.splitlines() if '"promoted"' in ln))["gate"]
+    assert gate["promote"] and gate["serving"] == "fallback", gate
+
+
+def test_rollback_after_train_ranker_serves_the_previous_ranker(service, client):
+    """`train-ranker --promote` recorded its promotion (gated), so a rollback has a target."""
+    import json
+
+    before = client.get("/healthz").json()["ranker"]
+    assert before != "fallback-rrf", "runs after the hot-swap test promoted a ranker"
+    proc = ltrr("rollback", "--what", "ranker", "--wait", "--state", str(service["state"]), "--port", str(PORT))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert info["result"]["from"] == before and info["result"]["to"] == "fallback", info
+    assert search(client, "chill jazz")["versions"]["ranker"] == "fallback-rrf"
 
 
 def test_retrain_job_under_traffic_swaps_bandit_and_ranker(service, client):
