@@ -206,5 +206,7 @@ class ServePromoter:
         """Wait until the service serves what the rendered config names."""
         def concrete(kind: ModelKind) -> str | None:
             v = str(deployment_entry(self.config_path, DEPLOYMENT_OF[kind]).get("user_config", {}).get("version", ""))
+            if kind == "ranker" and v == "fallback":  # a rollback to no model: the replica reports the RRF name
+                return "fallback-rrf"
             return None if v in ("", "latest", "fixed") else v
         return wait_healthy(self.url, timeout_s, expect_ranker=concrete("ranker"), expect_policy=concrete("bandit"))
