@@ -1,10 +1,12 @@
 """One durable shard of the feedback log, plain Python (a Ray actor holds one per shard).
 
 Layout: DIR/shard-<i>/requests.jsonl and events.jsonl, one record's `model_dump_json()`
-per line, appended and fsync'ed before the call returns (durable before ack). Nothing
-else is persisted: on construction both files are replayed to rebuild the known
-requests, the seen event ids, the aggregates (engine/feedback_stats.py) and the memory
-updates, so a restarted actor loses nothing. A torn tail (crash mid-write) is truncated
+per line, appended and fsync'ed before the call returns (durable before ack). Every
+`SNAPSHOT_EVERY` lines the in-memory state (known requests, seen event ids, aggregates
+(engine/feedback_stats.py), memory updates) is snapshotted with the offsets it covers
+(engine/snapshot.py, written by a forked child so the shard keeps answering); on
+construction the snapshot is loaded and only the files' tail past it is replayed (the whole files when there is no valid snapshot), so a restarted
+actor loses nothing and does not re-read all of its history. A torn tail (crash mid-write) is truncated
 away with a warning; a corrupt line inside a file is skipped with a warning.
 
 An event's memory-update seq is its 1-based line number in events.jsonl (stable across
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import gc
 import logging
 import os
 import re
@@ -31,7 +34,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from core.events import EVENT_WEIGHTS
 from core.records import EventRecord, RequestRecord
-from engine import erasure
+from engine import erasure, snapshot
 from engine.erasure import EraseCounts
 from engine.feedback_stats import FeedbackStats, FeedbackTotals, RequestInfo
 from rl.features import History
@@ -41,6 +44,7 @@ log = logging.getLogger(__name__)
 REQUESTS, EVENTS = "requests.jsonl", "events.jsonl"
 _EXPORT = re.compile(r"^(requests|events)-shard(\d+)\.parquet$")
 MemoryUpdate = tuple[int, str, str, float]  # (seq, normalized query, item_id, weight)
+_STATE = ("_requests", "_event_ids", "_stats", "_updates", "_update_seqs")  # what a snapshot holds
 
 
 class UnknownRequest(KeyError):
@@ -77,11 +81,14 @@ def shard_of(request_id: str, n_shards: int) -> int:
     return zlib.crc32(request_id.encode("utf-8")) % n_shards
 
 
-def _scan(path: Path, model: type[BaseModel], limit: int | None = None) -> Iterator[tuple[int, BaseModel | None, int]]:
-    """(line number, record or None when unparseable, end offset) per line, up to byte `limit`."""
-    offset = 0
+def _scan(path: Path, model: type[BaseModel], limit: int | None = None, start: int = 0,
+          start_line: int = 0) -> Iterator[tuple[int, BaseModel | None, int]]:
+    """(line number, record or None when unparseable, end offset) per line, up to byte `limit`,
+    from byte `start` (the beginning of line `start_line` + 1)."""
+    offset = start
     with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
+        f.seek(start)
+        for lineno, raw in enumerate(f, start_line + 1):
             if limit is not None and offset >= limit:
                 return
             offset += len(raw)
@@ -104,6 +111,8 @@ def _coerce(obj: object, model: type[BaseModel], error: type[Exception]) -> Base
 class FeedbackShard:
     """Durable append-only request and event log of one shard, with its aggregates."""
 
+    SNAPSHOT_EVERY = 100_000  # log lines appended between snapshots of the state
+
     def __init__(self, directory: Path, shard: int) -> None:
         if shard < 0:
             raise ValueError(f"shard must be >= 0, got {shard}")
@@ -112,6 +121,9 @@ class FeedbackShard:
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._fds: dict[str, int] = {}
+        self._snap_child: tuple[int, int] | None = None  # (pid, lines covered) of a snapshot being written
+        if erasure.pending(self.path):  # the snapshot may hold what an interrupted erasure removes
+            snapshot.remove(self.path)
         for user in erasure.resume_pending(self.path, REQUESTS, EVENTS):
             log.warning("feedback shard %d: finished an interrupted erasure (%d chars of user id)", shard, len(user))
         self._load()
@@ -127,21 +139,66 @@ class FeedbackShard:
         self._updates: list[MemoryUpdate] = []
         self._update_seqs: list[int] = []
         self._event_lines = 0  # line count of events.jsonl == the latest seq
-        self._replay(REQUESTS, RequestRecord, self._replay_request)
-        self._event_lines = self._replay(EVENTS, EventRecord, self._replay_event)
+        starts = {REQUESTS: (0, 0), EVENTS: (0, 0)}
+        snap = snapshot.load(self.path, self.epoch)
+        if snap is not None:
+            for name, value in snap.state.items():
+                setattr(self, name, value)
+            starts = {name: (snap.offsets[name], snap.lines[name]) for name in starts}
+        self._snap_lines = sum(lines for _, lines in starts.values())
+        collecting = gc.isenabled()
+        gc.disable()  # replay makes millions of objects and no cycles: the collector would only slow it down
+        try:
+            self._request_lines = self._replay(REQUESTS, RequestRecord, self._replay_request, *starts[REQUESTS])
+            self._event_lines = self._replay(EVENTS, EventRecord, self._replay_event, *starts[EVENTS])
+        finally:
+            if collecting:
+                gc.enable()
+        self.replayed_lines = self._request_lines + self._event_lines - self._snap_lines  # for the logs and bench
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
         self._fds = {name: os.open(self.path / name, flags, 0o644) for name in (REQUESTS, EVENTS)}
         for d in (self.path, self.path.parent):  # make the new files' and dir's entries durable too
             erasure.fsync_dir(d)
+        self._maybe_snapshot()
 
-    def _replay(self, name: str, model: type[BaseModel], handle) -> int:
-        """Feed every good line to `handle(lineno, rec)`; truncate a torn tail. Returns the
-        number of the last good line (== the line count after truncation)."""
+    def _maybe_snapshot(self) -> None:
+        """Once SNAPSHOT_EVERY lines were added since the last snapshot, fork a child that writes a
+        new one (engine/snapshot.py; caller holds the lock, or is the constructor)."""
+        if self._snap_child is not None:
+            pid, covered = self._snap_child
+            ok = snapshot.done(pid)
+            if ok is None:  # still writing
+                return
+            self._snap_child = None
+            if ok:
+                self._snap_lines = covered
+            else:
+                log.warning("feedback shard %d: the snapshot child failed; the next one retries", self.shard)
+        if self._request_lines + self._event_lines - self._snap_lines < self.SNAPSHOT_EVERY:
+            return
+        offsets = {name: os.fstat(fd).st_size for name, fd in self._fds.items()}
+        lines = {REQUESTS: self._request_lines, EVENTS: self._event_lines}
+        pid = snapshot.take_in_background(self.path, self.epoch, offsets, lines,
+                                          {name: getattr(self, name) for name in _STATE})
+        self._snap_child = (pid, sum(lines.values()))
+
+    def wait_for_snapshot(self) -> None:
+        """Block until a snapshot being written is written (before an erasure, on close)."""
+        if self._snap_child is not None:
+            pid, covered = self._snap_child
+            self._snap_child = None
+            if snapshot.done(pid, block=True):
+                self._snap_lines = covered
+
+    def _replay(self, name: str, model: type[BaseModel], handle, start: int = 0, start_line: int = 0) -> int:
+        """Feed every good line from byte `start` (line `start_line` + 1) to `handle(lineno, rec)`;
+        truncate a torn tail. Returns the number of the last good line (== the line count after
+        truncation)."""
         path = self.path / name
         if not path.exists():
-            return 0
-        good_end, last_good, bad = 0, 0, []
-        for lineno, rec, end in _scan(path, model):
+            return start_line
+        good_end, last_good, bad = start, start_line, []
+        for lineno, rec, end in _scan(path, model, start=start, start_line=start_line):
             if rec is None:
                 bad.append(lineno)
             else:
@@ -208,7 +265,9 @@ class FeedbackShard:
             if rec.request_id in self._requests:
                 return
             self._append(REQUESTS, line)
+            self._request_lines += 1
             self._add_request(rec)
+            self._maybe_snapshot()
 
     def add_events(self, request_id: str, events: Sequence[EventRecord]) -> AddResult:
         """Validate all events, then append the new ones with one fsync. Repeated event ids
@@ -237,6 +296,7 @@ class FeedbackShard:
                 for ev in new:
                     self._event_lines += 1
                     self._add_event(self._event_lines, ev, info)
+                self._maybe_snapshot()
             return AddResult(accepted=len(new), duplicates=len(evs) - len(new), stored_total=self._stats.events)
 
     def has_request(self, request_id: str) -> bool:
@@ -280,6 +340,8 @@ class FeedbackShard:
         epoch advances, so memory replicas rebuild without them."""
         with self._lock:
             erasure.record_pending(self.path, user_id)
+            self.wait_for_snapshot()  # a child still writing one would put the user back
+            snapshot.remove(self.path)  # it holds the user's data too
             for fd in self._fds.values():  # stop appending to the files about to be replaced
                 os.close(fd)
             self._fds = {}
@@ -316,6 +378,7 @@ class FeedbackShard:
 
     def close(self) -> None:
         with self._lock:
+            self.wait_for_snapshot()
             for fd in self._fds.values():
                 os.close(fd)
             self._fds = {}
