@@ -27,6 +27,10 @@ class LoadSheddingArgs(BaseModel):
                                       "orchestrator replica; past it that strategy is left out of the answer "
                                       "(degraded), and a request that no strategy could serve is answered "
                                       "`status_code` with Retry-After")
+    feedback_max_in_flight: int = Field(32, ge=1, le=100_000, description="/feedback calls each orchestrator "
+                                        "replica has waiting on the feedback actors (one fsync per call, one call "
+                                        "at a time per actor); past it /feedback answers `status_code` with "
+                                        "Retry-After and stores nothing, instead of queueing at the actors")
     retry_after_s: float = Field(1.0, gt=0, le=3600, description="the Retry-After header (whole seconds, rounded "
                                  "up) of every answer that sheds load")
     status_code: Literal[503, 429] = Field(503, description="the status of an answer that sheds load")

@@ -8,7 +8,9 @@ in `failed_strategies`) instead of failing it; so does a failed ranker (the fuse
 is served).
 
 /feedback: route the events to the request's shard, which stores them with fsync
-before this answers 202; unknown request ids are refused with 404.
+before this answers 202; unknown request ids are refused with 404. Past
+`load_shedding.feedback_max_in_flight` calls waiting on the actors, /feedback answers 503
+(or 429) with Retry-After and stores nothing, so the actors' queues stay bounded.
 
 Load shedding: a strategy whose queue is full (Serve's BackPressureError on its handle)
 is left out of the answer; a request that no strategy could serve is answered 503 (or
@@ -95,6 +97,7 @@ class Orchestrator:
         self.policy_version_config = "fixed"
         self.metrics = ServeMetrics()
         self.feedback = RayFeedback.create(self.args.paths.feedback, self.args.feedback_shards)
+        self.feedback_in_flight = 0  # /feedback calls waiting on the actors (load_shedding.feedback_max_in_flight)
         self.pipeline = SearchPipeline(
             {name: self._retrieve_fn(handle) for name, handle in retrievers.items()},
             self._rank, self.feedback.log_request, self._policy("fixed"),
@@ -197,8 +200,20 @@ class Orchestrator:
         return fields
 
     @api.post("/feedback", status_code=202, response_model=FeedbackResponse,
-              responses={**LIMIT_DOCS, 404: {"description": "unknown request_id"}})
+              responses={**LIMIT_DOCS, 404: {"description": "unknown request_id"}, 503: {"description": SHED_DOC}})
     async def feedback(self, req: FeedbackRequest) -> FeedbackResponse:
+        shed = self.args.load_shedding
+        if self.feedback_in_flight >= shed.feedback_max_in_flight:  # shed before the actors' queues grow
+            raise HTTPException(shed.status_code, f"overloaded: {self.feedback_in_flight} feedback calls are waiting "
+                                "on the feedback store; nothing was stored; retry later",
+                                headers={"Retry-After": str(max(1, math.ceil(shed.retry_after_s)))})
+        self.feedback_in_flight += 1
+        try:
+            return await self._store_feedback(req)
+        finally:
+            self.feedback_in_flight -= 1
+
+    async def _store_feedback(self, req: FeedbackRequest) -> FeedbackResponse:
         now = time.time()
         events = [EventRecord(event_id=e.event_id, request_id=req.request_id, item_id=e.item_id, type=e.type,
                               position=e.position, ts=e.ts if e.ts is not None else now)

@@ -9,10 +9,12 @@ music-demo, real Serve deployments, real HTTP (port 8124).
 2. `benchmarks/load_faults.py`, short: searches and feedback at a steady rate while a
    dense replica, the ranker and a feedback actor are SIGKILLed: no 500s, no request
    without an answer, every crashed part serves again, acknowledged == stored events.
-3. A flood after tightening the queues (a lightweight Serve update of the rendered
-   config): the proxy sheds with 503 + Retry-After, the orchestrator sheds requests no
-   strategy could take (back-pressure on the strategies' handles), nothing is a 500, and
-   the service answers 200 again afterwards.
+3. A flood after tightening the queues (a Serve update of the rendered config): the proxy
+   sheds with 503 + Retry-After, the orchestrator sheds requests no strategy could take
+   (back-pressure on the strategies' handles), nothing is a 500, and the service answers
+   200 again afterwards. Then a /feedback flood: the orchestrator sheds past 2 calls waiting
+   on the feedback actors (503 + Retry-After), and the events acknowledged equal the
+   events stored.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -236,6 +239,7 @@ def test_flood_is_shed_with_retry_after_and_the_service_recovers(service):
     config = yaml.safe_load(rendered.read_text())
     for dep in config["applications"][0]["deployments"]:
         dep.update(TIGHT.get(dep["name"], {}))
+    config["applications"][0]["args"].setdefault("load_shedding", {})["feedback_max_in_flight"] = 2
     rendered.write_text(yaml.safe_dump(config, sort_keys=False))
     deploy(rendered)  # max_ongoing/max_queued_requests are updated in place: no replica restarts
 
@@ -263,3 +267,32 @@ def test_flood_is_shed_with_retry_after_and_the_service_recovers(service):
     assert seen["200"] > 0
     ok = httpx.post(f"{BASE}/search", json={"query": "chill jazz", "k": 5}, timeout=60)
     assert ok.status_code == 200 and ok.json()["results"], ok.text
+
+    # /feedback: past 2 calls waiting on the actors the orchestrator sheds too; what it acked is stored
+    target = {"request_id": ok.json()["request_id"], "item_id": ok.json()["results"][0]["item_id"]}
+    before = httpx.get(f"{BASE}/stats", timeout=60).json()["events"]
+    shed: Counter = Counter()
+    acked = 0
+    for _ in range(3):
+        for r in asyncio.run(_feedback_flood(150, target)):
+            kind = "feedback" if "feedback store" in r.text else ("proxy" if "backpressure" in r.text else "")
+            shed[f"{r.status_code} {kind}".strip()] += 1
+            assert r.status_code in (202, 503), (r.status_code, r.text[:300])
+            if r.status_code == 503:
+                assert int(r.headers["retry-after"]) >= 1, r.headers
+            else:
+                acked += r.json()["accepted"] + r.json()["duplicates"]
+        if shed["503 feedback"]:
+            break
+    print(dict(shed))
+    assert shed["503 feedback"] > 0, f"/feedback was never shed by the orchestrator: {dict(shed)}"
+    assert shed["202"] > 0 and acked == shed["202"]
+    assert httpx.get(f"{BASE}/stats", timeout=60).json()["events"] - before == acked
+
+
+async def _feedback_flood(n: int, target: dict) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    async with httpx.AsyncClient(base_url=BASE, timeout=120, limits=limits) as client:
+        return await asyncio.gather(*[client.post("/feedback", json={
+            "request_id": target["request_id"], "events": [{"event_id": uuid.uuid4().hex, "item_id": target["item_id"],
+                                                            "type": "click", "position": 1}]}) for _ in range(n)])
