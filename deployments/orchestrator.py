@@ -181,8 +181,16 @@ class Orchestrator:
                          shadow=plan.shadow),
             failed_strategies=res.failed, degraded=bool(res.failed),
             versions={"policy": plan.policy_version, "ranker": res.ranker_version}, timings_ms=res.timings_ms,
-            entities=[self._entity(h) for h in self.entities.cards(req.query, min(req.related, 3))],
-            related=[self._entity(h) for h in self.entities.related([i for i, _ in res.ranked], req.related)])
+            **self._entities(req.query, [i for i, _ in res.ranked], req.related))
+
+    def _entities(self, query: str, ranked: list[str], limit: int) -> dict[str, list[EntityOut]]:
+        """Entity cards and related entities; a failure here never fails the search (logged, left out)."""
+        try:
+            return {"entities": [self._entity(h) for h in self.entities.cards(query, min(limit, 3))],
+                    "related": [self._entity(h) for h in self.entities.related(ranked, limit)]}
+        except Exception:
+            log.exception("orchestrator: related entities failed for one request; answered without them")
+            return {"entities": [], "related": []}
 
     @staticmethod
     def _entity(hit: EntityHit) -> EntityOut:
