@@ -165,8 +165,11 @@ async function refreshPromotions() {
   box.replaceChildren();
   for (const g of gates) {
     const ope = g.ope || {};
-    const est = ope.candidate || ope.estimates || {};
-    const text = Object.entries(est).filter(([, v]) => typeof v === "number").map(([k, v]) => `${k} ${v.toFixed(3)}`).join(" · ");
+    const cand = ope.candidate || {}, serv = ope.serving || {};
+    const fmt = (e) => (e && typeof e.value === "number" ? e.value.toFixed(3) : "?");
+    const text = Object.keys(cand).map((k) =>
+      `${k}${k === ope.estimator ? " (gate)" : ""} ${fmt(cand[k])} [${fmt({ value: cand[k].ci_low })}, ${fmt({ value: cand[k].ci_high })}] vs ${fmt(serv[k])}`)
+      .join(" · ");
     box.append(el("div", { class: `gate ${g.promoted ? "" : "rejected"}` },
       el("b", {}, g.version), g.promoted ? " promoted" : " kept out", ` (vs ${g.serving_version})`,
       el("div", { class: "muted" }, text || JSON.stringify(ope).slice(0, 200))));
