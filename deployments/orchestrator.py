@@ -273,12 +273,13 @@ class Orchestrator:
             raise HTTPException(502, f"the Ray Jobs API did not answer: {type(exc).__name__}") from None
         return JobOut(**{k: v for k, v in info.items() if k in JobOut.model_fields})
 
-    @api.delete("/admin/users/{user_id}", response_model=EraseOut,
+    @api.delete("/admin/users/{user_id:path}", response_model=EraseOut,
                 responses={422: {"description": "a user id that is empty or over 128 characters"}})
     async def erase_user(self, user_id: str, authorization: str | None = Header(None)) -> EraseOut:
         """Erase a user (admin token required): every request they made and every event on those
         requests, from every feedback shard's files (fsynced; an interrupted erasure finishes on the
-        shard's next start), its aggregates, the memory strategy's index and every later export."""
+        shard's next start), its aggregates, the memory strategy's index and every later export.
+        The id is percent-encoded in the path; it may contain '/' (user ids are any text)."""
         self._admin(authorization)
         if not 1 <= len(user_id) <= MAX_USER_ID:
             raise HTTPException(422, f"user ids are 1..{MAX_USER_ID} characters")
