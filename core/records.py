@@ -7,6 +7,7 @@ and ranker features, can be recomputed offline.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -82,6 +83,26 @@ class Candidate:
     def __reduce__(self):
         return _candidate, (self.item_id, tuple((s, h.rank, h.score, h.features) for s, h in self.hits.items()))
 
+    def within(self, budgets: Mapping[str, int]) -> Candidate | None:
+        """This candidate as a plan with `budgets` would have found it: only the hits of called
+        strategies that ranked it within their budget (None if no strategy would have)."""
+        hits = {s: h for s, h in self.hits.items() if h.rank <= budgets.get(s, 0)}
+        if len(hits) == len(self.hits):
+            return self
+        return Candidate(self.item_id, hits) if hits else None
+
+
+def within(candidates: Iterable[Candidate], budgets: Mapping[str, int]) -> list[Candidate]:
+    """The candidates a plan with `budgets` would have retrieved from a larger logged fetch,
+    each with only that plan's hits. Exact because every hit keeps its strategy and rank
+    (semi-bandit feedback): a strategy's top b is a prefix of its top B >= b."""
+    out = []
+    for c in candidates:
+        got = c.within(budgets)
+        if got is not None:
+            out.append(got)
+    return out
+
 
 class PlanRecord(BaseModel):
     """What the policy chose: candidates to take per strategy (0 = not called)."""
@@ -90,7 +111,9 @@ class PlanRecord(BaseModel):
     budgets: dict[str, int] = Field(description="strategy -> budget; 0 means the strategy was not called")
     propensity: float = Field(description="probability of this plan under the serving policy")
     policy_version: str
-    shadow: bool = Field(False, description="shadow exploration: every strategy called at its top budget")
+    shadow: bool = Field(False, description="off-path shadow exploration: after the response, every strategy not "
+                         "fetched at its top budget was fetched at it and logged (`RequestRecord.fetched`); what "
+                         "the user saw came from `budgets` alone")
 
 
 class RequestRecord(BaseModel):
@@ -106,9 +129,25 @@ class RequestRecord(BaseModel):
     plan: PlanRecord
     failed: list[str] = Field(default_factory=list, description="strategies that failed or timed out")
     latency_ms: dict[str, float] = Field(default_factory=dict, description="strategy -> measured call latency")
-    candidates: list[Candidate]
+    candidates: list[Candidate] = Field(description="every logged candidate with its provenance; for a shadow "
+                                        "request this includes what the off-path fetch found (see `served()`)")
     shown: list[str] = Field(description="item ids in the order returned to the user")
     ranker_version: str
+    fetched: dict[str, int] = Field(default_factory=dict, description="strategy -> depth its logged hits cover "
+                                    "(the plan's budget, or the top budget after a shadow fetch); empty means "
+                                    "the plan's budgets")
+    shadow_latency_ms: dict[str, float] = Field(default_factory=dict, description="strategy -> latency of its "
+                                                "off-path shadow call")
+    rank_ms: float | None = Field(None, description="the ranker call's measured latency")
+
+    @property
+    def depth(self) -> dict[str, int]:
+        """strategy -> how deep its logged hits go: any plan within these depths has an exact reward."""
+        return {s: max(b, self.fetched.get(s, 0)) for s, b in self.plan.budgets.items()}
+
+    def served(self) -> list[Candidate]:
+        """The candidates the served plan retrieved (what the ranker ordered and the user could see)."""
+        return within(self.candidates, self.plan.budgets) if self.fetched else list(self.candidates)
 
 
 class EventRecord(BaseModel):

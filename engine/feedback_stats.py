@@ -30,7 +30,7 @@ class RequestInfo:
 
     @classmethod
     def of(cls, rec: RequestRecord) -> RequestInfo:
-        items = {c.item_id: tuple(sorted(c.hits)) for c in rec.candidates}
+        items = {c.item_id: tuple(sorted(c.hits)) for c in rec.served()}
         for item_id in rec.shown:
             items.setdefault(item_id, ())
         return cls(normalize(rec.query), rec.user_id, items)

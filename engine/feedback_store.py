@@ -134,6 +134,7 @@ class FeedbackShard:
             os.close(fd)
         self.epoch = erasure.read_epoch(self.path)
         self._requests: dict[str, RequestInfo] = {}
+        self._completed: set[str] = set()  # shadow requests whose off-path completion is logged
         self._event_ids: set[str] = set()
         self._stats = FeedbackStats()
         self._updates: list[MemoryUpdate] = []
@@ -215,6 +216,9 @@ class FeedbackShard:
 
     def _replay_request(self, lineno: int, rec: RequestRecord) -> None:
         if rec.request_id in self._requests:
+            if rec.plan.shadow and rec.fetched and rec.request_id not in self._completed:
+                self._completed.add(rec.request_id)  # the off-path shadow fetch's completion of this request
+                return
             log.warning("feedback shard %d: request %r logged twice (line %d); kept the first",
                         self.shard, rec.request_id, lineno)
             return
@@ -258,11 +262,18 @@ class FeedbackShard:
 
     # -- API ----------------------------------------------------------------------
     def log_request(self, rec: RequestRecord) -> None:
-        """Append the request durably (fsync) before returning; a known request_id is ignored."""
+        """Append the request durably (fsync) before returning; a known request_id is ignored,
+        except once for a shadow request's completion (`plan.shadow` and `fetched` set: the same
+        request with what the off-path shadow fetch found). The completion adds no aggregates:
+        what was served, and so what feedback can name, is the same in both records, and
+        `read_export` keeps the completion in place of the first record."""
         rec = _coerce(rec, RequestRecord, ValueError)
         line = rec.model_dump_json().encode("utf-8") + b"\n"
         with self._lock:
             if rec.request_id in self._requests:
+                if rec.plan.shadow and rec.fetched and rec.request_id not in self._completed:
+                    self._append(REQUESTS, line)
+                    self._completed.add(rec.request_id)
                 return
             self._append(REQUESTS, line)
             self._request_lines += 1
@@ -391,7 +402,8 @@ class FeedbackShard:
 
 
 def read_export(directory: Path) -> tuple[list[RequestRecord], list[EventRecord]]:
-    """All shards' exported records in `directory`, in shard order, then file order."""
+    """All shards' exported records in `directory`, in shard order, then file order; a shadow
+    request's off-path completion replaces its first record (one record per request_id)."""
     files: dict[str, list[tuple[int, Path]]] = {"requests": [], "events": []}
     for p in Path(directory).iterdir():  # FileNotFoundError for a missing directory
         m = _EXPORT.match(p.name)
@@ -401,4 +413,8 @@ def read_export(directory: Path) -> tuple[list[RequestRecord], list[EventRecord]
     def load(kind: str, model: type[BaseModel]) -> list:
         return [model.model_validate_json(s) for _, p in sorted(files[kind])
                 for s in pq.read_table(p, columns=["json"]).column("json").to_pylist()]
-    return load("requests", RequestRecord), load("events", EventRecord)
+    requests: dict[str, RequestRecord] = {}
+    for r in load("requests", RequestRecord):
+        if r.request_id not in requests or (r.fetched and not requests[r.request_id].fetched):
+            requests[r.request_id] = r  # dict keeps the first record's position
+    return list(requests.values()), load("events", EventRecord)

@@ -8,6 +8,13 @@ A strategy that refuses a call because its queue is full (`Overloaded`: load she
 downstream) is left out of that answer without opening its breaker. When no strategy
 answers at all, the request cannot be served: `search` raises `Unavailable`, which the
 HTTP layer answers with 503 and Retry-After, and nothing is logged.
+
+Off-path shadow exploration: for a plan flagged `shadow`, the user gets the plan's own
+answer, logged durably as usual; only after that, a background task fetches every other
+available strategy (and those the plan called below the top budget) at the top budget and
+logs the request again, completed: all candidates with provenance, `fetched` depths and
+the shadow calls' latencies (`engine.feedback_store` keeps the completion in place of the
+first record). Exploration then costs compute, never what the user was shown.
 """
 from __future__ import annotations
 
@@ -23,7 +30,7 @@ import numpy as np
 from core.records import Candidate, PlanRecord, RequestRecord
 from ranking.fusion import union
 from retrievers.base import Query
-from rl.policy import Plan, Policy, PolicyContext
+from rl.policy import LEVELS, Plan, Policy, PolicyContext
 
 RetrieveFn = Callable[[Query, int], Awaitable[list[Candidate]]]
 RankFn = Callable[[str, list[Candidate]], Awaitable[tuple[str, list[tuple[str, float]]]]]
@@ -85,6 +92,7 @@ class SearchResult:
     ranker_version: str
     timings_ms: dict[str, float] = field(default_factory=dict)
     latency_ms: dict[str, float] = field(default_factory=dict)  # strategy -> call latency
+    shadow_task: asyncio.Task | None = None  # the off-path shadow fetch and log (shadow plans only)
 
     @property
     def found_by(self) -> dict[str, list[str]]:
@@ -103,8 +111,10 @@ class SearchResult:
 class SearchPipeline:
     def __init__(self, retrievers: dict[str, RetrieveFn], rank: RankFn, log: LogFn, policy: Policy,
                  strategy_timeout_s: float = 1.0, ranker_timeout_s: float = 2.0, cooldown_s: float = 5.0,
-                 context_fn: ContextFn = no_features, retry_after_s: float = 1.0):
+                 context_fn: ContextFn = no_features, retry_after_s: float = 1.0, top_budget: int = max(LEVELS)):
         self.retrievers = retrievers
+        self.top_budget = top_budget
+        self.background: set[asyncio.Task] = set()  # running shadow fetches (kept referenced until done)
         self.retry_after_s = retry_after_s
         self.context_fn = context_fn
         self.rank_fn = rank
@@ -152,20 +162,7 @@ class SearchPipeline:
 
         t1 = time.perf_counter()
         q = Query(text=query, user_id=user_id, context=context)
-        calls = [self._call(s, q, b) for s, b in plan.budgets.items() if b > 0]
-        results: dict[str, list[Candidate]] = {}
-        failed: list[str] = []
-        overloaded: list[Overloaded] = []
-        latency: dict[str, float] = {}
-        for name, cands, ms, over in await asyncio.gather(*calls):
-            timings[f"retrieve:{name}"] = ms
-            latency[name] = round(ms, 3)
-            if over is not None:
-                overloaded.append(over)
-            if cands is None:
-                failed.append(name)
-            else:
-                results[name] = cands
+        results, failed, overloaded, latency = await self._fetch(q, plan.budgets, timings)
         timings["retrieve"] = (time.perf_counter() - t1) * 1000
         if not results:  # nothing to rank or show: an empty 200 would hide the outage
             raise self._unavailable(failed, overloaded)
@@ -185,14 +182,54 @@ class SearchPipeline:
 
         shown = ranked[:k]
         t3 = time.perf_counter()
-        await self.log_fn(RequestRecord(
+        record = RequestRecord(
             request_id=request_id, ts=time.time(), query=query, user_id=user_id, context=context,
             features=[float(x) for x in features], latency_ms=latency,
             plan=PlanRecord(budgets=plan.budgets, propensity=plan.propensity, policy_version=plan.policy_version,
                             shadow=plan.shadow),
-            failed=failed, candidates=candidates, shown=[i for i, _ in shown], ranker_version=ranker_version))
+            failed=failed, candidates=candidates, shown=[i for i, _ in shown], ranker_version=ranker_version,
+            rank_ms=round(timings["rank"], 3))
+        await self.log_fn(record)
+        task = None
+        if plan.shadow:
+            task = asyncio.create_task(self._shadow(record, q, results, available))
+            self.background.add(task)
+            task.add_done_callback(self.background.discard)
         timings["log"] = (time.perf_counter() - t3) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000
         return SearchResult(request_id=request_id, plan=plan, ranked=shown, candidates=candidates, failed=failed,
                             ranker_version=ranker_version, timings_ms={k: round(v, 3) for k, v in timings.items()},
-                            latency_ms=latency)
+                            latency_ms=latency, shadow_task=task)
+
+    async def _fetch(self, q: Query, budgets: dict[str, int], timings: dict[str, float] | None = None
+                     ) -> tuple[dict[str, list[Candidate]], list[str], list[Overloaded], dict[str, float]]:
+        """Call every strategy with a budget > 0 concurrently: (results, failed, overloaded, latency)."""
+        results: dict[str, list[Candidate]] = {}
+        failed: list[str] = []
+        overloaded: list[Overloaded] = []
+        latency: dict[str, float] = {}
+        for name, cands, ms, over in await asyncio.gather(*[self._call(s, q, b) for s, b in budgets.items() if b > 0]):
+            if timings is not None:
+                timings[f"retrieve:{name}"] = ms
+            latency[name] = round(ms, 3)
+            if over is not None:
+                overloaded.append(over)
+            if cands is None:
+                failed.append(name)
+            else:
+                results[name] = cands
+        return results, failed, overloaded, latency
+
+    async def _shadow(self, record: RequestRecord, q: Query, served: dict[str, list[Candidate]],
+                      available: list[str]) -> RequestRecord:
+        """After the response: fetch the available strategies the plan did not take at the top
+        budget, at the top budget, and log the completed request (see the module docstring)."""
+        top = self.top_budget
+        extra = {s: top for s in available if record.plan.budgets.get(s, 0) < top and s not in record.failed}
+        results, _, _, latency = await self._fetch(q, extra)
+        merged = {**served, **results}  # a strategy's top-b is a prefix of its top-B: B's list has every hit
+        fetched = {s: (top if s in results else record.plan.budgets.get(s, 0)) for s in merged}
+        done = record.model_copy(update={"candidates": union(merged), "fetched": fetched,
+                                         "shadow_latency_ms": latency})
+        await self.log_fn(done)
+        return done

@@ -4,9 +4,12 @@
 feedback actors' logs first and promoting through Serve's `user_config`); tests and
 tools can run it on any exported logs with any `Promoter`.
 
-1. bandit: the shadow requests (every strategy at its top budget, with their events)
-   become replay contexts; PPO trains on them (`rl.train`); the new policy and the
-   serving one are estimated with IPS, SNIPS and DR on the logged requests
+1. bandit: every logged request becomes experience (`rl.experience`: its served plan's
+   sub-plans exactly, a shadow request's every plan, a reward model for the rest); plans
+   are priced by the service's own measured latencies (`rl.cost.CostModel.from_records`)
+   at the configured price or budget (`PolicyArgs.reward`); PPO trains on the older
+   requests (`rl.train`); the new policy and the serving one are estimated with IPS, SNIPS,
+   DR and the shadow estimate on the newest `HOLDOUT` share of requests, out of sample
    (`rl.promotion.gate`); promoted only if not worse. The estimate is written next to
    the artifact (`promotion.json`), and the online value the serving version reached
    (mean observed reward of the requests it served) is added to its own record;
@@ -23,7 +26,7 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -31,12 +34,16 @@ from core.model import Item
 from core.paths import ModelKind, StatePaths
 from core.records import EventRecord, RequestRecord
 from learning.registry import previous_of, record_promotion
+from rl.cost import CostModel
 from rl.features import DIM, FEATURE_NAMES
-from rl.reward import RewardConfig, acted_items, plan_reward, reward_table
+from rl.promotion import HOLDOUT
 from rl.serving import PolicyArgs, build_policy
 
-MIN_SHADOW = 20
-MAX_OPE_LOGS = 20_000
+if TYPE_CHECKING:
+    from rl.train import PPOConfig
+
+MIN_REQUESTS = 40
+MAX_TRAIN_REQUESTS = 20_000
 
 
 class Promoter(Protocol):
@@ -58,59 +65,46 @@ def by_request(events: Sequence[EventRecord]) -> dict[str, list[EventRecord]]:
     return out
 
 
-def _observed(requests: list[RequestRecord], events: Mapping[str, list[EventRecord]], cfg: RewardConfig,
-              tables: dict[str, np.ndarray]) -> list[tuple[RequestRecord, Any]]:
-    from rl.promotion import LoggedDecision
-
-    out = []
-    for r in requests[-MAX_OPE_LOGS:]:
-        if len(r.features) != DIM or not any(r.plan.budgets.values()):
-            continue
-        acted = acted_items(events.get(r.request_id, []), cfg)
-        reward = plan_reward(r.candidates, acted, r.plan.budgets, r.latency_ms, cfg)
-        out.append((r, LoggedDecision(np.asarray(r.features, dtype=np.float32), dict(r.plan.budgets),
-                                      r.plan.propensity, reward, tuple(r.plan.budgets), r.plan.shadow,
-                                      tables.get(r.request_id))))
-    return out
-
-
 def retrain_bandit(paths: StatePaths, policy_args: PolicyArgs, strategies: list[str], requests: list[RequestRecord],
-                   events: Mapping[str, list[EventRecord]], tolerance: float, promoter: Promoter) -> dict[str, Any]:
-    """Train a bandit on the shadow requests, gate it against the serving policy out of
-    sample, write its promotion record, and promote it if the gate passes."""
-    from rl.env import LoggedContext
+                   events: Mapping[str, list[EventRecord]], tolerance: float, promoter: Promoter,
+                   ppo: PPOConfig | None = None, version: str | None = None, cost: CostModel | None = None,
+                   holdout: float = HOLDOUT) -> dict[str, Any]:
+    """Train a bandit on the older logged requests, gate it against the serving policy on the
+    newest `holdout` share, write its promotion record, and promote it if the gate passes.
+    `cost` defaults to the one measured from these requests' own latencies."""
+    from rl.experience import experience
     from rl.policy import ActionSpace
-    from rl.promotion import gate, holdout_split, reward_model
+    from rl.promotion import gate, reward_model
     from rl.train import train_bandit
 
-    cfg = RewardConfig()
-    requests = sorted(requests, key=lambda r: r.ts)
-    shadow = [LoggedContext.from_record(r, events.get(r.request_id, []), r.latency_ms, cfg)
-              for r in requests if r.plan.shadow and len(r.features) == DIM]
-    if len(shadow) < MIN_SHADOW:
-        raise ValueError(f"too few shadow requests to train the bandit: {len(shadow)} < {MIN_SHADOW} "
-                         f"(of {len(requests)} logged requests; raise policy.shadow_share or send more traffic)")
-    # the newest shadow requests, and every request since the first of them, judge the candidate out of sample
-    n_hold = holdout_split(len(shadow), MIN_SHADOW)
-    held = {c.request_id for c in shadow[len(shadow) - n_hold:]}
-    first = next((i for i, r in enumerate(requests) if r.request_id in held), 0)
-    train = shadow[:len(shadow) - n_hold]
+    cfg = policy_args.reward
+    requests = sorted((r for r in requests if len(r.features) == DIM), key=lambda r: r.ts)[-MAX_TRAIN_REQUESTS:]
+    if len(requests) < MIN_REQUESTS:
+        raise ValueError(f"too few logged requests to train the bandit: {len(requests)} < {MIN_REQUESTS} "
+                         "(send more traffic)")
+    cost = cost or CostModel.from_records(requests)
+    space = ActionSpace(strategies)
+    n_hold = int(len(requests) * holdout)
+    train_exp = experience(requests[:len(requests) - n_hold], events, space, cfg, cost, DIM)
+    held = experience(requests[len(requests) - n_hold:], events, space, cfg, cost, DIM, model=train_exp.model) \
+        if n_hold >= 2 else train_exp
     kind_dir = paths.bandit_models
-    version = "bandit-" + time.strftime("%Y%m%d-%H%M%S")
-    art = train_bandit(train, strategies, kind_dir, version, reward=cfg, feature_names=FEATURE_NAMES)
+    version = version or "bandit-" + time.strftime("%Y%m%d-%H%M%S")
+    art = train_bandit(train_exp.contexts, strategies, kind_dir, version, reward=cfg, ppo=ppo,
+                       feature_names=FEATURE_NAMES, cost=cost)
     current = promoter.current("bandit") or "fixed"
     serving = build_policy(policy_args, strategies, current, kind_dir)
     candidate = build_policy(policy_args, strategies, version, kind_dir)
-    space = ActionSpace(strategies)
-    tables = {c.request_id: reward_table(c.candidates, c.acted, c.latency_ms, space, cfg) for c in shadow}
-    logs = _observed(requests[first:], events, cfg, tables)
-    q = reward_model([tables[c.request_id] for c in train])
-    decision = gate(candidate, serving, [d for _, d in logs], space, q, tolerance=tolerance)
-    decision["held_out"] = {"shadow_contexts": n_hold, "logs": len(logs), "in_sample": n_hold == 0}
-    served = [d.reward for r, d in logs if r.plan.policy_version == serving.version]
+    q = reward_model([d.model for d in train_exp.decisions if d.model is not None])
+    decision = gate(candidate, serving, held.decisions, space, q, tolerance=tolerance)
+    decision["held_out"] = {"requests": len(held.decisions), "in_sample": held is train_exp}
+    served = [d.reward for d in held.decisions]
     online = {"version": serving.version, "requests": len(served),
               "mean_reward": float(np.mean(served)) if served else None, "measured_at": time.time()}
-    record = {"version": version, "trained_on_shadow_requests": len(train), "serving_version": current,
+    record = {"version": version, "trained_on_requests": len(train_exp.contexts),
+              "full_information_contexts": train_exp.full_information,
+              "known_plan_share": round(train_exp.known_share, 4), "price_per_10ms": art.meta["price_per_10ms"],
+              "budget_ms": cfg.budget_ms, "serving_version": current,
               "ope": decision, "serving_online_value": online, "promoted": decision["promote"]}
     (art.path / "promotion.json").write_text(json.dumps(record, indent=1))
     prev = kind_dir / current / "promotion.json"

@@ -126,12 +126,12 @@ def click_groups(requests: Sequence[RequestRecord], events: Sequence[EventRecord
         got = labels.get(req.request_id)
         if not got or max(got.values()) <= 0:
             continue
-        by_id = {c.item_id: c for c in req.candidates}
+        by_id = {c.item_id: c for c in req.served()}
         shown = list(dict.fromkeys(req.shown))
         rows = [by_id.get(i) or Candidate(item_id=i, hits={}) for i in shown]
         if unshown == "after":
             seen = set(shown)
-            rows += [c for c in req.candidates if c.item_id not in seen]
+            rows += [c for c in req.served() if c.item_id not in seen]
         y = np.array([got.get(c.item_id, 0) for c in rows], dtype=np.float32)
         groups.append(Group(req.request_id, req.query, rows, featurize(req.query, rows, catalog), y))
     return groups

@@ -10,14 +10,18 @@ The served distribution over budgets b, for the strategies `available` in the co
 
     P_mod(b)  = prod_{s available} q_s(b_s) * [b_s = 0 for every unavailable s]
     P_empty   = prod_{s available} q_s(0)
-    p(b)      = (1 - eps) * P_mod(b) / (1 - P_empty) + eps / N    for non-empty b, else 0
+    p(b)      = (1 - eps) * P_mod(b) / (1 - P_empty) + eps * Near_g(b)    for non-empty b, else 0
 
-N = `ActionSpace.size(available)` (non-empty plans). The empty plan is never served: the
+g is the module's greedy plan (`greedy`: each available strategy's most likely level,
+never empty) and Near_g the uniform distribution over the plans one step from it
+(`ActionSpace.near`: one strategy one level up or down). Exploring next to the greedy
+plan rather than uniformly over all N = `ActionSpace.size(available)` plans is what the
+contextual-bandit bake-off found near-optimal, and it never serves a far-off plan. The empty plan is never served: the
 module part is sampled conditioned on non-empty, exactly and without retry loops
 (strategy by strategy, each level weighted by the probability that the rest can still
 make the plan non-empty), which is the distribution rejection sampling would give. If
 the module puts (numerically) all its mass on the empty plan, the module part is
-replaced by the uniform distribution, so p(b) = 1/N. With no strategy available the
+replaced by the uniform distribution 1/N. With no strategy available the
 empty plan is the only one, with probability 1. Plans the policy can never produce
 (a budget for an unavailable or unknown strategy, a level off the grid, the empty plan)
 have probability 0.
@@ -150,7 +154,8 @@ class BanditPolicy:
         with np.errstate(divide="ignore", invalid="ignore"):
             uni = np.where(size > 0, 1.0 / np.maximum(size, 1.0), 0.0)
             mod = np.where(fallback, uni, np.exp(lp) / np.where(fallback, 1.0, p_ne))
-        p = (1.0 - self.epsilon) * mod + self.epsilon * uni
+        near = np.array([self._near_p(logq[i], av[i], idx[i]) if ok[i] else 0.0 for i in range(len(idx))])
+        p = (1.0 - self.epsilon) * mod + self.epsilon * near
         p = np.where(reachable & nonempty, p, 0.0)
         return np.where(m == 0, (reachable & ~nonempty).astype(float), p)  # nothing up: the empty plan, surely
 
@@ -194,7 +199,10 @@ class BanditPolicy:
         size = self.space.size(available)
         p_ne = float(self._p_nonempty(logq, av))
         mod = np.where(reach, 1.0 / size, 0.0) if p_ne < self.MIN_NONEMPTY else np.where(reach, np.exp(lp), 0.0) / p_ne
-        return (1.0 - self.epsilon) * mod + np.where(reach, self.epsilon / size, 0.0)
+        g = self._greedy_idx(logq, av)
+        near = self.space.near_probs({s: int(self.levels[i]) for s, i in zip(self.strategies, g)},
+                                     [s for s, a in zip(self.strategies, av) if a]).reshape((L,) * n)
+        return (1.0 - self.epsilon) * mod + self.epsilon * near
 
     def plan_probs(self, ctx: PolicyContext) -> np.ndarray:
         """`distribution` flattened to `ActionSpace.grid()` order (the Policy protocol)."""
@@ -226,7 +234,12 @@ class BanditPolicy:
             return Plan(budgets={s: 0 for s in self.strategies}, propensity=1.0, policy_version=self.version)
         logq = self._log_probs(x[None])[0]
         explore = self.rng.random() < self.epsilon
-        if explore or self._p_nonempty(logq, av) < self.MIN_NONEMPTY:
+        if explore:
+            g = self._greedy_idx(logq, av)
+            options = self.space.near({s: int(self.levels[i]) for s, i in zip(self.strategies, g)}, ctx.available)
+            budgets = options[int(self.rng.integers(len(options)))]
+            idx = np.array([self._lvl[budgets[s]] for s in self.strategies])
+        elif self._p_nonempty(logq, av) < self.MIN_NONEMPTY:
             budgets = self.space.sample_uniform(self.rng, ctx.available)
             idx = np.array([self._lvl[budgets[s]] for s in self.strategies])
         else:
@@ -237,13 +250,29 @@ class BanditPolicy:
         return Plan(budgets=budgets, propensity=min(p, 1.0), policy_version=self.version)
 
     def greedy(self, features: np.ndarray, available: Sequence[str]) -> dict[str, int]:
-        """The module's most likely non-empty plan among available strategies (for reporting)."""
+        """The module's most likely non-empty plan among available strategies: what held-out
+        evaluation serves, and the centre of epsilon's exploration."""
         logq = self._log_probs(self._features(features, batched=False)[None])[0]
-        av = self._avail(available)
+        idx = self._greedy_idx(logq, self._avail(available))
+        return {s: int(self.levels[i]) for s, i in zip(self.strategies, idx)}
+
+    def _greedy_idx(self, logq: np.ndarray, av: np.ndarray) -> np.ndarray:
         idx = np.where(av, logq.argmax(axis=1), 0)
         if av.any() and not idx.any():
             # argmax is the empty plan: the best non-empty plan switches on the one strategy that loses least
             gain = np.where(av, logq[:, 1:].max(axis=1) - logq[:, 0], -np.inf)
             k = int(gain.argmax())
             idx[k] = 1 + int(logq[k, 1:].argmax())
-        return {s: int(self.levels[i]) for s, i in zip(self.strategies, idx)}
+        return idx
+
+    def _near_p(self, logq: np.ndarray, av: np.ndarray, idx: np.ndarray) -> float:
+        """Near_g(b) for level indices `idx` (see the module docstring)."""
+        if not av.any():
+            return 0.0
+        g = self._greedy_idx(logq, av)
+        diff = np.flatnonzero(idx != g)
+        if len(diff) != 1 or not av[diff[0]] or abs(int(idx[diff[0]]) - int(g[diff[0]])) != 1 or not idx.any():
+            return 0.0
+        n_near = len(self.space.near({s: int(self.levels[i]) for s, i in zip(self.strategies, g)},
+                                     [s for s, a in zip(self.strategies, av) if a]))
+        return 1.0 / n_near

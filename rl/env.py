@@ -1,23 +1,23 @@
-"""A one-step (contextual bandit) gymnasium environment replaying logged shadow requests.
+"""A one-step (contextual bandit) gymnasium environment replaying logged requests.
 
-Why: shadow-exploration requests called every strategy at its top budget and logged
-every candidate's provenance, so the reward of any plan is known offline
-(`rl.reward.plan_reward`). Training (RLlib PPO with gamma=0) can therefore sample plans
-freely against these contexts without serving a single bad plan.
+Why: every logged request knows the gain of its served plan's sub-plans exactly, a shadow
+request knows every plan's (`rl.reward`), and the reward model completes the rest
+(`rl.experience`). Training (RLlib PPO with gamma=0) can therefore sample plans freely
+against these contexts without serving a single bad plan.
 
 Episode: `reset()` draws a logged context (uniformly, from the env's seeded generator;
 `options={"index": i}` picks one) and returns its features; `step(action)` maps one
 level index per strategy to budgets, forces unavailable strategies (failed in that
-request) to 0, and returns `plan_reward(...)` with `terminated=True` (looked up in the
-context's cached `table`, equal to `plan_reward` up to float rounding). The empty plan
-(all budgets 0, chosen or produced by masking) retrieves nothing and costs nothing: its
-reward is 0. The observation returned by `step` is the same context's features.
+request) to 0, and returns the plan's reward, gain minus the price of its measured cost
+(`rl.reward.reward_table`), with `terminated=True`. The empty plan (all budgets 0, chosen
+or produced by masking) retrieves nothing and costs nothing: its reward is 0. The
+observation returned by `step` is the same context's features.
 """
 from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -25,37 +25,27 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import seeding
 
-from core.records import Candidate, EventRecord, RequestRecord
+from rl.cost import CostModel
 from rl.policy import LEVELS, ActionSpace
-from rl.reward import RewardConfig, acted_items, plan_reward, reward_table
+from rl.reward import RewardConfig, reward_table
 
 
 @dataclass
 class LoggedContext:
-    """One shadow request, reduced to what the replay needs."""
+    """One logged request, reduced to what the replay needs: its features, the gain of every
+    plan (exact where known, completed by the reward model elsewhere), how many candidates
+    each strategy returned (the ranker's cost), and which strategies were up."""
 
     features: np.ndarray
-    candidates: list[Candidate]
-    acted: dict[str, float]
-    latency_ms: dict[str, float]
-    available: tuple[str, ...]
+    gains: np.ndarray
+    returned: dict[str, int] = field(default_factory=dict)
+    available: tuple[str, ...] = ()
     request_id: str = ""
+    full: bool = False  # every plan's gain is exact (a shadow request)
 
     def __post_init__(self) -> None:
         self.features = np.asarray(self.features, dtype=np.float32).reshape(-1)
         self.available = tuple(self.available)
-
-    @classmethod
-    def from_record(cls, record: RequestRecord, events: Sequence[EventRecord], latency_ms: Mapping[str, float],
-                    cfg: RewardConfig) -> LoggedContext:
-        """Build from a logged shadow request and its events; non-shadow requests are refused
-        (a plan larger than the logged one would look worse than it is)."""
-        if not record.plan.shadow:
-            raise ValueError(f"request {record.request_id} is not a shadow request")
-        available = tuple(s for s, b in record.plan.budgets.items() if b > 0 and s not in record.failed)
-        return cls(features=np.asarray(record.features, dtype=np.float32), candidates=list(record.candidates),
-                   acted=acted_items([e for e in events if e.request_id == record.request_id], cfg),
-                   latency_ms=dict(latency_ms), available=available, request_id=record.request_id)
 
 
 class ReplayBanditEnv(gym.Env):
@@ -64,7 +54,7 @@ class ReplayBanditEnv(gym.Env):
     metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
 
     def __init__(self, contexts: Sequence[LoggedContext], strategies: Sequence[str], levels: Sequence[int] = LEVELS,
-                 cfg: RewardConfig | None = None, seed: int | None = 0):
+                 cfg: RewardConfig | None = None, seed: int | None = 0, cost: CostModel | None = None):
         if not contexts:
             raise ValueError("need at least one logged context")
         dims = {c.features.shape for c in contexts}
@@ -75,6 +65,7 @@ class ReplayBanditEnv(gym.Env):
         self.strategies = self.space.strategies
         self.levels = self.space.levels
         self.cfg = cfg or RewardConfig()
+        self.cost = cost or CostModel()
         (dim,) = dims.pop()
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(dim,), dtype=np.float32)
         self.action_space = spaces.MultiDiscrete([len(self.levels)] * len(self.strategies), seed=seed)
@@ -109,10 +100,7 @@ class ReplayBanditEnv(gym.Env):
             raise RuntimeError("call reset() before step()")
         ctx = self.contexts[self._current]
         budgets = self.budgets(action, ctx)
-        if id(ctx) in self._own:  # fast path: the cached reward table (masked, so the raw action indexes it)
-            reward = self.table(ctx)[tuple(int(i) for i in np.asarray(action).reshape(-1))]
-        else:
-            reward = plan_reward(ctx.candidates, ctx.acted, budgets, ctx.latency_ms, self.cfg)
+        reward = self.table(ctx)[tuple(int(i) for i in np.asarray(action).reshape(-1))]  # masked table
         info = {"index": self._current, "budgets": budgets}
         self._current = None  # one step per episode
         return ctx.features.copy(), float(reward), True, False, info
@@ -122,7 +110,7 @@ class ReplayBanditEnv(gym.Env):
         strategy's axis every level has the level-0 reward. Cached for the env's own contexts."""
         if id(ctx) in self._tables:
             return self._tables[id(ctx)]
-        t = reward_table(ctx.candidates, ctx.acted, ctx.latency_ms, self.space, self.cfg)
+        t = reward_table(ctx.gains, self.cost, self.space, self.cfg, ctx.returned)
         for k, s in enumerate(self.strategies):
             if s not in ctx.available:
                 t = np.broadcast_to(np.take(t, [0], axis=k), t.shape)
@@ -131,12 +119,25 @@ class ReplayBanditEnv(gym.Env):
             self._tables[id(ctx)] = t
         return t
 
+    def cost_table(self, ctx: LoggedContext) -> np.ndarray:
+        """Every plan's cost (ms) in `ctx`, masked like `table` (not cached)."""
+        t = self.cost.table(self.space, ctx.returned)
+        for k, s in enumerate(self.strategies):
+            if s not in ctx.available:
+                t = np.broadcast_to(np.take(t, [0], axis=k), t.shape)
+        return np.ascontiguousarray(t)
+
     def replica(self, seed: int | None = None) -> ReplayBanditEnv:
         """A new env over the same context objects, strategies, levels and reward config that
         shares this env's table cache, so vectorised copies compute each table only once."""
-        env = ReplayBanditEnv(self.contexts, self.strategies, self.levels, self.cfg, seed=seed)
+        env = ReplayBanditEnv(self.contexts, self.strategies, self.levels, self.cfg, seed=seed, cost=self.cost)
         env._own, env._tables = self._own, self._tables
         return env
+
+    def reprice(self, price_per_10ms: float) -> None:
+        """Set the price of compute (in place, so replicas sharing `cfg` see it) and drop the cached tables."""
+        self.cfg.price_per_10ms = float(price_per_10ms)
+        self._tables.clear()
 
     def best_plan(self, ctx: LoggedContext, include_empty: bool = True) -> tuple[dict[str, int], float]:
         """The oracle: the plan with the highest reward for `ctx` and that reward.
@@ -157,8 +158,8 @@ class ReplayBanditEnv(gym.Env):
 
     def fixed_plan_value(self, budgets: Mapping[str, int]) -> float:
         """Average reward over all contexts of one fixed plan (masked per context)."""
-        return float(np.mean([plan_reward(c.candidates, c.acted, self.space.mask(dict(budgets), c.available),
-                                          c.latency_ms, self.cfg) for c in self.contexts]))
+        return float(np.mean([self.table(c)[tuple(self.levels.index(int(budgets.get(s, 0)))
+                                                   for s in self.strategies)] for c in self.contexts]))
 
     def oracle_value(self, include_empty: bool = True) -> float:
         """Average over contexts of the best plan's reward: an upper bound for any policy."""

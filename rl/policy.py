@@ -2,10 +2,12 @@
 many candidates to take from each, and logs the exact probability of that plan.
 
 An action is a budget level per strategy (0 = don't call). This module holds the
-action space and the default policy: a fixed plan with a small, seeded, uniformly
-random exploration, so every logged propensity is real and off-policy evaluation of
-later policies is possible. The RLlib bandit (a later milestone) implements the same
-`Policy` protocol.
+action space and the default policy: a fixed plan with a small, seeded exploration of
+the plans next to it (`ActionSpace.near`: one strategy one budget level up or down), so
+every logged propensity is real and off-policy evaluation of later policies is possible,
+without the cost of serving uniformly random plans out of 15,624. The RLlib bandit
+(`rl.bandit`) implements the same `Policy` protocol and explores the same way around
+its greedy plan; `ShadowPolicy` adds off-path shadow exploration.
 """
 from __future__ import annotations
 
@@ -106,12 +108,36 @@ class ActionSpace:
     def mask(self, budgets: dict[str, int], available: Sequence[str]) -> dict[str, int]:
         return {s: (budgets.get(s, 0) if s in available else 0) for s in self.strategies}
 
+    def near(self, budgets: dict[str, int], available: Sequence[str]) -> list[dict[str, int]]:
+        """The non-empty plans one step from `budgets`: one available strategy one level up or
+        down. All distinct, so a uniform draw from them gives each probability 1/len."""
+        out = []
+        for s in self.strategies:
+            if s not in available:
+                continue
+            i = self.levels.index(budgets.get(s, 0))
+            for j in (i - 1, i + 1):
+                if 0 <= j < len(self.levels):
+                    plan = {**self.mask(budgets, available), s: self.levels[j]}
+                    if any(plan.values()):
+                        out.append(plan)
+        return out
+
+    def near_probs(self, budgets: dict[str, int], available: Sequence[str]) -> np.ndarray:
+        """The uniform distribution over `near(budgets)`, in grid order."""
+        out = np.zeros(len(self.levels) ** len(self.strategies))
+        plans = self.near(budgets, available)
+        for plan in plans:
+            out[self.index(plan)] = 1.0 / len(plans)
+        return out
+
 
 class FixedPolicy:
-    """A fixed plan, replaced with probability `epsilon` by a uniformly random plan.
+    """A fixed plan, replaced with probability `epsilon` by a plan next to it.
 
-    propensity(plan) = (1 - eps) * [plan == fixed plan] + eps / |non-empty plans|,
-    computed over the strategies that are up at that moment (down ones are masked to 0).
+    propensity(plan) = (1 - eps) * [plan == fixed] + eps * [plan in near(fixed)] / |near(fixed)|,
+    over the strategies that are up at that moment (down ones are masked to 0). When the
+    masked fixed plan is empty, every plan is drawn uniformly (1 / |non-empty plans|).
     """
 
     def __init__(self, strategies: Sequence[str], budgets: dict[str, int] | None = None, epsilon: float = 0.1,
@@ -128,51 +154,48 @@ class FixedPolicy:
         self.rng = np.random.default_rng(seed)
         self.version = version
 
+    def plan_probs(self, ctx: PolicyContext) -> np.ndarray:
+        fixed = self.space.mask(self.budgets, ctx.available)
+        if not any(fixed.values()):  # the fixed plan is empty here: exploration is all there is
+            return self.space.uniform(ctx.available)
+        out = self.epsilon * self.space.near_probs(fixed, ctx.available)
+        out[self.space.index(fixed)] += 1 - self.epsilon
+        return out
+
     def propensity(self, budgets: dict[str, int], available: Sequence[str]) -> float:
         """The exact probability of `budgets`; 0 for plans this policy never serves (empty,
         a budget for an unavailable or unknown strategy, a level off the grid)."""
-        n = self.space.size(available)
-        if n == 0:
-            return 1.0 if not any(budgets.values()) else 0.0
-        if (not any(budgets.values()) or any(b not in self.space.levels for b in budgets.values())
-                or any(b > 0 and s not in available for s, b in budgets.items())
-                or any(s not in self.space.strategies for s, b in budgets.items() if b > 0)):
+        if (any(s not in self.space.strategies for s, b in budgets.items() if b > 0)
+                or any(b not in self.space.levels for b in budgets.values())):
             return 0.0
-        fixed = self.space.mask(self.budgets, available)
-        if not any(fixed.values()):  # the fixed plan is empty here: exploration is all there is
-            return 1.0 / n
-        return (1 - self.epsilon) * float(self.space.mask(budgets, available) == fixed) + self.epsilon / n
+        return float(self.plan_probs(PolicyContext(np.zeros(0), available))[self.space.index(budgets)])
 
     def prob(self, budgets: dict[str, int], ctx: PolicyContext) -> float:
         return self.propensity(budgets, ctx.available)
 
-    def plan_probs(self, ctx: PolicyContext) -> np.ndarray:
-        fixed = self.space.mask(self.budgets, ctx.available)
-        out = self.space.uniform(ctx.available)
-        if any(fixed.values()):
-            out = self.epsilon * out
-            out[self.space.index(fixed)] += 1 - self.epsilon
-        return out
-
     def plan(self, ctx: PolicyContext) -> Plan:
         fixed = self.space.mask(self.budgets, ctx.available)
-        if not any(fixed.values()) or self.rng.random() < self.epsilon:
+        if not any(fixed.values()):
             budgets = self.space.sample_uniform(self.rng, ctx.available)
+        elif self.rng.random() < self.epsilon:
+            options = self.space.near(fixed, ctx.available)
+            budgets = options[int(self.rng.integers(len(options)))]
         else:
             budgets = fixed
-        p = self.propensity(budgets, ctx.available)
+        p = self.propensity(budgets, ctx.available) if any(budgets.values()) else 1.0
         assert p > 0 and math.isfinite(p)
         return Plan(budgets=budgets, propensity=p, policy_version=self.version)
 
 
 class ShadowPolicy:
-    """Shadow exploration around a serving policy: with probability `share` call every
-    available strategy at the top budget and flag the plan `shadow`, else ask `base`.
+    """Off-path shadow exploration around a serving policy: `base` chooses every plan; with
+    probability `share`, independently of the context, the request is also flagged `shadow`.
 
-    Shadow requests log every candidate's provenance at full depth, so the reward of any
-    plan can be recomputed for them afterwards (`rl.reward`): full-information training
-    data. The logged propensity is the mixture's, exact:
-    p(b) = share * [b == full plan] + (1 - share) * base.prob(b).
+    The pipeline serves the plan as chosen and, after the response, fetches every other
+    strategy at its top budget for the log (`engine.pipeline`): the reward of any plan can
+    then be recomputed for that request (`rl.reward`), full-information training data that
+    costs compute but never changes what the user sees. The plan's propensity is therefore
+    `base`'s, exact: the flag is not part of the action.
     """
 
     def __init__(self, base: Policy, share: float, seed: int = 0):
@@ -186,26 +209,17 @@ class ShadowPolicy:
     def version(self) -> str:
         return self.base.version
 
-    def full(self, ctx: PolicyContext) -> dict[str, int]:
-        space: ActionSpace = self.base.space  # type: ignore[attr-defined]
-        top = max(space.levels)
-        return {s: (top if s in ctx.available else 0) for s in space.strategies}
+    @property
+    def space(self) -> ActionSpace:
+        return self.base.space  # type: ignore[attr-defined]
 
     def prob(self, budgets: dict[str, int], ctx: PolicyContext) -> float:
-        full = self.full(ctx)
-        return self.share * float(budgets == full and any(full.values())) + (1 - self.share) * self.base.prob(
-            budgets, ctx)
+        return self.base.prob(budgets, ctx)
 
     def plan_probs(self, ctx: PolicyContext) -> np.ndarray:
-        out = (1 - self.share) * self.base.plan_probs(ctx)
-        full = self.full(ctx)
-        if any(full.values()):
-            out[self.base.space.index(full)] += self.share  # type: ignore[attr-defined]
-        return out
+        return self.base.plan_probs(ctx)
 
     def plan(self, ctx: PolicyContext) -> Plan:
-        full = self.full(ctx)
-        if any(full.values()) and self.rng.random() < self.share:
-            return Plan(budgets=full, propensity=self.prob(full, ctx), policy_version=self.version, shadow=True)
         chosen = self.base.plan(ctx)
-        return Plan(budgets=chosen.budgets, propensity=self.prob(chosen.budgets, ctx), policy_version=self.version)
+        shadow = bool(self.rng.random() < self.share)
+        return Plan(budgets=chosen.budgets, propensity=chosen.propensity, policy_version=self.version, shadow=shadow)

@@ -11,11 +11,13 @@ averages a reward model over it.
 
 The reward model is exact where it can be: a shadow request's log gives the reward of
 every plan (`LoggedDecision.table`), so there q(x, a) is that table and DR's correction
-term vanishes; elsewhere q(a) is context-free, the mean reward of plan a over the shadow
-contexts. DR stays unbiased with any model; a better one only narrows the interval.
+term vanishes; elsewhere q(x, a) is the completed table of `rl.experience` (exact on the
+served plan's sub-plans, `rl.reward_model` beyond them), or a context-free mean `q`.
+DR stays unbiased with any model; a better one only narrows the interval.
 
 A fourth estimate, `shadow`, is the exact expected reward of the policy on the shadow
-contexts alone: sum_a pi(a|x) table_x[a], averaged. Shadow requests are a random share
+contexts alone (now off-path: the shadow flag is drawn independently of the context and
+of the served plan): sum_a pi(a|x) table_x[a], averaged. Shadow requests are a random share
 of traffic chosen independently of the context, so this is an unbiased estimate of the
 policy's value with no importance weights at all; its CI comes from the spread over
 contexts. With 15,624 plans, importance weights against a near-deterministic serving
@@ -23,10 +25,8 @@ policy are so extreme that IPS-style intervals rarely decide anything; the gate
 therefore decides on `shadow` when there are shadow logs, and reports all four.
 
 Held out, so the estimate is not in-sample: a policy fitted to some contexts always looks
-good on those same contexts. The caller trains the candidate on the older shadow contexts,
-keeping out the newest `HOLDOUT` share (`holdout_split`). The gate then judges it on every
-request logged since the first held-out one, shadow or not. Non-shadow requests never
-train the bandit, so they are always out of sample.
+good on those same contexts. The caller (`learning.retrain`) trains the candidate on the
+older requests and judges it on the newest `HOLDOUT` share, which it never saw.
 """
 from __future__ import annotations
 
@@ -61,6 +61,7 @@ class LoggedDecision:
     available: tuple[str, ...]
     shadow: bool = False
     table: np.ndarray | None = None  # shadow requests: the reward of every plan (ActionSpace.grid order)
+    model: np.ndarray | None = None  # the reward model's table for this context (DR's q); else the global q
 
 
 def reward_model(tables: Sequence[np.ndarray]) -> np.ndarray:
@@ -82,7 +83,8 @@ def estimate(policy: Policy, logs: Sequence[LoggedDecision], space: ActionSpace,
     for d in logs:
         dist = policy.plan_probs(PolicyContext(features=d.features, available=d.available))
         a = space.index(d.budgets)
-        model = q if d.table is None else np.asarray(d.table, dtype=np.float64).ravel()
+        model = (np.asarray(d.table, dtype=np.float64).ravel() if d.table is not None
+                 else q if d.model is None else np.asarray(d.model, dtype=np.float64).ravel())
         target.append(dist[a])
         q_hat.append(model[a])
         v_hat.append(float(dist @ model))

@@ -1,25 +1,25 @@
-"""The reward of a retrieval plan, recomputed offline from a shadow-exploration log.
+"""The reward of a retrieval plan, recomputed offline from any logged request.
 
-Why this works: in a shadow request every strategy was called at its top budget (100)
-and each candidate keeps its provenance (`Candidate.hits`: strategy -> rank).
-A smaller plan `{s: b_s}` would have retrieved exactly the items some called strategy
-ranked at or above its budget, so the reward of ANY plan follows from one log.
+Why this works (semi-bandit feedback): every logged candidate keeps its provenance
+(`Candidate.hits`: strategy -> rank), so a plan `{s: a_s}` within what the request
+fetched (a_s <= depth_s, `RequestRecord.depth`) would have retrieved exactly the items
+some called strategy ranked at or above a_s. The gain of every such sub-plan of a served
+plan is therefore exact; a shadow request (every strategy fetched at the top budget off
+the response path) knows the gain of every plan. Plans beyond what was fetched are
+unknown (`known_mask`); `rl.reward_model` completes them.
 
 Definitions (what the bandit maximises; `rank` is 1-based):
 
-    union(plan)  = {i : exists s with b_s > 0 and rank_s(i) <= b_s},
+    union(plan)  = {i : exists s with a_s > 0 and rank_s(i) <= a_s},
                    best_rank(i) = min of those rank_s(i)
     gain(plan)   = sum over acted items i in union(plan) of w_i * d(best_rank(i))
                    d(r) = 1/log2(1 + r) ("log2", default), 1/r ("reciprocal") or 1 ("none")
-    cost(plan)   = candidate_cost * sum_s b_s / 100
-                 + latency_cost * sum_{s : b_s > 0} latency_ms[s] / 100
-    reward(plan) = gain(plan) - cost(plan)
+    reward(plan) = gain(plan) - price_per_10ms * cost_ms(plan) / 10
 
-`w_i` is the largest event weight among the item's feedback events (`acted_items`).
-The empty plan retrieves nothing and costs nothing: its reward is exactly 0.
-`latency_ms[s]` is the latency logged for s in the shadow request (at budget 100): a
-slight over-estimate for smaller budgets, used for every budget > 0. A strategy missing
-from `latency_ms` (e.g. it failed; callers mask it) costs no latency.
+`w_i` is the largest event weight among the item's feedback events (`acted_items`), so
+clicks credit exactly the strategies that found the clicked item. `cost_ms` is measured
+compute (`rl.cost.CostModel`). The empty plan retrieves nothing and costs nothing: its
+reward is exactly 0.
 """
 from __future__ import annotations
 
@@ -30,22 +30,26 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.events import EVENT_WEIGHTS, EventType
-from core.records import Candidate, EventRecord
+from core.records import Candidate, EventRecord, within
+from rl.cost import CostModel
 from rl.policy import ActionSpace
 
 Discount = Literal["log2", "reciprocal", "none"]
 
 
 class RewardConfig(BaseModel):
-    """Weights of feedback events and prices of candidates and latency."""
+    """Weights of feedback events, and the price of compute in reward units."""
 
     model_config = ConfigDict(extra="forbid")
     event_weights: dict[EventType, float] = Field(default_factory=lambda: dict(EVENT_WEIGHTS),
                                                   description="what an event on an item is worth (default: the "
                                                   "one table, `core.events.EVENT_WEIGHTS`)")
-    candidate_cost: float = Field(0.05, ge=0, description="cost per 100 candidates fetched (sum of budgets)")
-    latency_cost: float = Field(0.05, ge=0, description="cost per 100 ms of latency summed over called strategies")
     discount: Discount = Field("log2", description="rank discount: 1/log2(1+r), 1/r or none")
+    price_per_10ms: float = Field(0.02, ge=0, description="reward given up per 10 ms of compute: a click at rank 1 "
+                                  "is worth 1, so 0.02 means 10 ms must buy 2 % of a top click")
+    budget_ms: float | None = Field(None, gt=0, description="instead of a price, a mean compute budget per request "
+                                    "(ms): training finds the price (a Lagrange multiplier) at which the policy's "
+                                    "mean cost meets it")
 
     def weight(self, event_type: str) -> float:
         """The weight of one event type (click, play, like, skip)."""
@@ -59,6 +63,10 @@ class RewardConfig(BaseModel):
         if self.discount == "reciprocal":
             return 1.0 / r
         return np.ones_like(r)
+
+    def price(self, cost_ms: np.ndarray | float) -> np.ndarray:
+        """The reward cost of `cost_ms` milliseconds."""
+        return self.price_per_10ms * np.asarray(cost_ms, dtype=np.float64) / 10.0
 
 
 def acted_items(events: Sequence[EventRecord], cfg: RewardConfig) -> dict[str, float]:
@@ -82,19 +90,30 @@ def union_under_plan(candidates: Sequence[Candidate], budgets: Mapping[str, int]
     return out
 
 
-def plan_cost(budgets: Mapping[str, int], latency_ms: Mapping[str, float], cfg: RewardConfig) -> float:
-    """candidate_cost * sum(b)/100 + latency_cost * sum(latency of called strategies)/100."""
-    fetched = sum(b for b in budgets.values() if b > 0)
-    lat = sum(latency_ms.get(s, 0.0) for s, b in budgets.items() if b > 0)
-    return cfg.candidate_cost * fetched / 100.0 + cfg.latency_cost * lat / 100.0
+def returned_counts(candidates: Sequence[Candidate]) -> dict[str, int]:
+    """strategy -> how many of the logged candidates it found (its list's logged length)."""
+    out: dict[str, int] = {}
+    for c in candidates:
+        for s in c.hits:
+            out[s] = out.get(s, 0) + 1
+    return out
+
+
+def plan_gain(candidates: Sequence[Candidate], acted: Mapping[str, float], budgets: Mapping[str, int],
+              cfg: RewardConfig) -> float:
+    """gain(plan), as defined in the module docstring."""
+    got = union_under_plan(candidates, budgets)
+    return sum(float(w * cfg.discount_of(got[i])) for i, w in acted.items() if i in got)
 
 
 def plan_reward(candidates: Sequence[Candidate], acted: Mapping[str, float], budgets: Mapping[str, int],
-                latency_ms: Mapping[str, float], cfg: RewardConfig) -> float:
-    """gain(plan) - cost(plan), as defined in the module docstring; 0.0 for the empty plan."""
-    got = union_under_plan(candidates, budgets)
-    gain = sum(float(w * cfg.discount_of(got[i])) for i, w in acted.items() if i in got)
-    return gain - plan_cost(budgets, latency_ms, cfg)
+                cost: CostModel, cfg: RewardConfig) -> float:
+    """gain(plan) - price * cost_ms(plan); 0.0 for the empty plan. The ranker's share of the
+    cost uses the plan's real union size."""
+    if not any(b > 0 for b in budgets.values()):
+        return 0.0
+    n = len(within(candidates, budgets))
+    return plan_gain(candidates, acted, budgets, cfg) - float(cfg.price(cost.plan_ms(budgets, n_candidates=n)))
 
 
 def plan_grid(space: ActionSpace) -> np.ndarray:
@@ -102,26 +121,16 @@ def plan_grid(space: ActionSpace) -> np.ndarray:
     return space.grid()
 
 
-def candidates_under_plan(candidates: Sequence[Candidate], budgets: Mapping[str, int]) -> list[Candidate]:
-    """The candidates the plan would have retrieved, each keeping only the hits the plan
-    produces: what a request served with `budgets` would have logged."""
-    out = []
-    for c in candidates:
-        hits = {s: h for s, h in c.hits.items() if budgets.get(s, 0) >= h.rank}
-        if hits:
-            out.append(Candidate(c.item_id, hits))
-    return out
+def gain_table(candidates: Sequence[Candidate], acted: Mapping[str, float], space: ActionSpace,
+               cfg: RewardConfig, chunk: int = 64) -> np.ndarray:
+    """The gain of every plan, shape (L,)*n: `table[i_1..i_n]` = gain of {s_k: levels[i_k]}.
 
-
-def reward_table(candidates: Sequence[Candidate], acted: Mapping[str, float], latency_ms: Mapping[str, float],
-                 space: ActionSpace, cfg: RewardConfig, chunk: int = 64) -> np.ndarray:
-    """The reward of every plan, shape (L,)*n: `table[i_1..i_n]` = reward of {s_k: levels[i_k]}.
-
-    Includes the empty plan (all indices 0, reward 0). Vectorised: since d is decreasing,
+    Includes the empty plan (all indices 0, gain 0). Vectorised: since d is decreasing,
     an item's gain under a plan is the max over strategies of its per-strategy gain
     G[i, s, l] = w_i * d(rank_s(i)) if rank_s(i) <= levels[l] else 0; the (items, L, ..., L)
     array of maxima is built by broadcasting one strategy axis at a time and summed over
-    items (in chunks of `chunk` items to bound memory), minus `cost_table`.
+    items (in chunks of `chunk` items to bound memory). Only exact within the fetched
+    depths (`known_mask`).
     """
     strategies, lv = space.strategies, np.asarray(space.levels, dtype=np.float64)
     n, L = len(strategies), len(lv)
@@ -150,17 +159,24 @@ def reward_table(candidates: Sequence[Candidate], acted: Mapping[str, float], la
                 for k in range(1, n):
                     acc = np.maximum(acc[..., None], g[:, k, :].reshape((len(g),) + (1,) * k + (L,)))
                 table += sign * acc.sum(axis=0)
-    return table - cost_table(latency_ms, space, cfg)
-
-
-def cost_table(latency_ms: Mapping[str, float], space: ActionSpace, cfg: RewardConfig) -> np.ndarray:
-    """`plan_cost` of every plan, shape (L,)*n like `reward_table`. Cost is additive over
-    strategies, so it is a broadcast sum of per-strategy cost vectors."""
-    lv = np.asarray(space.levels, dtype=np.float64)
-    n, L = len(space.strategies), len(lv)
-    table = np.zeros((L,) * n)
-    for k, s in enumerate(space.strategies):
-        lat = latency_ms.get(s, 0.0)
-        cost = cfg.candidate_cost * lv / 100.0 + np.where(lv > 0, cfg.latency_cost * lat / 100.0, 0.0)
-        table += cost.reshape((1,) * k + (L,) + (1,) * (n - k - 1))
     return table
+
+
+def reward_table(gains: np.ndarray, cost: CostModel, space: ActionSpace, cfg: RewardConfig,
+                 returned: Mapping[str, int] | None = None) -> np.ndarray:
+    """gain table minus the price of every plan's cost (`CostModel.table`)."""
+    return gains - cfg.price(cost.table(space, returned))
+
+
+def known_mask(depth: Mapping[str, int], returned: Mapping[str, int], space: ActionSpace) -> np.ndarray:
+    """Which plans' gains a request knows exactly, shape (L,)*n: every strategy's level is
+    within its fetched depth, or the strategy returned fewer than its depth (its list is
+    complete, so a deeper budget finds nothing more)."""
+    lv = np.asarray(space.levels)
+    n, L = len(space.strategies), len(lv)
+    out = np.ones((L,) * n, dtype=bool)
+    for k, s in enumerate(space.strategies):
+        d = depth.get(s, 0)
+        ok = (lv <= d) | (returned.get(s, 0) < d)
+        out = out & ok.reshape((1,) * k + (L,) + (1,) * (n - k - 1))
+    return out

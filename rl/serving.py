@@ -1,12 +1,13 @@
 """The serving policy's configuration, and building it from a version name.
 
 `version` comes from the orchestrator's `user_config` (never from a request):
-- `fixed`: the cold-start fixed plan with epsilon-uniform exploration (`rl.policy.FixedPolicy`);
+- `fixed`: the cold-start fixed plan, exploring the plans next to it (`rl.policy.FixedPolicy`);
 - `latest`: the newest trained bandit under the bandit directory;
 - any other name: that bandit artifact (`rl.bandit.BanditPolicy`, the RLModule alone).
 Either is wrapped in `ShadowPolicy` with the configured shadow share (`shadow_share` for
-the fixed policy, `shadow_share_trained` for a bandit), so logged propensities are those
-of the mixture actually served. The orchestrator, the retraining job (which compares
+the fixed policy, `shadow_share_trained` for a bandit, halving every `shadow_half_life`
+full-information contexts the bandit was trained on, down to `shadow_floor`): off-path
+shadow exploration costs compute, not quality, and its share decays as data accumulates. The orchestrator, the retraining job (which compares
 the serving policy with a candidate) and the bench build policies here, so all three
 serve exactly the same thing for the same version.
 """
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rl.artifact import latest_bandit
 from rl.policy import DEFAULT_BUDGETS, FixedPolicy, Policy, ShadowPolicy
+from rl.reward import RewardConfig
 
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -31,13 +33,19 @@ class PolicyArgs(BaseModel):
                       "exploration. The orchestrator's user_config `version` switches to a trained bandit")
     budgets: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_BUDGETS),
                                     description="the fixed plan: candidates per strategy (0, 10, 25, 50 or 100)")
-    epsilon: float = Field(0.1, ge=0, le=1, description="share of requests that get a uniformly random plan "
-                           "(the fixed policy's exploration, and the trained bandit's epsilon floor)")
+    epsilon: float = Field(0.1, ge=0, le=1, description="share of requests served a plan next to the greedy one "
+                           "(one strategy one budget level up or down): the fixed policy's and the bandit's "
+                           "on-path exploration")
     shadow_share: float = Field(0.1, ge=0, le=1, description="share of requests that are shadow exploration (every "
                                 "strategy at its top budget, logged for counterfactual training) while the cold-start "
                                 "fixed policy serves")
-    shadow_share_trained: float = Field(0.03, ge=0, le=1, description="the shadow share once a trained bandit serves: "
-                                        "exploration costs reward, so it drops when there is a policy to exploit")
+    shadow_share_trained: float = Field(0.05, ge=0, le=1, description="the shadow share once a trained bandit serves, "
+                                        "before its decay (see shadow_half_life)")
+    shadow_half_life: int = Field(2000, ge=1, description="the trained shadow share halves for every this many "
+                                  "full-information contexts the serving bandit was trained on")
+    shadow_floor: float = Field(0.005, ge=0, le=1, description="the shadow share never decays below this")
+    reward: RewardConfig = Field(default_factory=RewardConfig, description="what the retraining job maximises: "
+                                 "event weights, and the price of compute or a mean compute budget (ms)")
     temperature: float = Field(0.3, gt=0, le=10, description="a trained bandit samples each strategy's budget from "
                                "softmax(logits / temperature): below 1 sharpens towards the most likely plan")
     seed: int = Field(0, description="seed of the exploration draws")
@@ -62,4 +70,10 @@ def build_policy(args: PolicyArgs, strategies: list[str], version: str, bandit_d
     if list(base.strategies) != list(strategies):
         raise ValueError(f"bandit {version} was trained for strategies {base.strategies}, "
                          f"the app serves {strategies}")
-    return ShadowPolicy(base, args.shadow_share_trained, args.seed)
+    return ShadowPolicy(base, shadow_share(args, int(base.meta.get("full_information_contexts") or 0)), args.seed)
+
+
+def shadow_share(args: PolicyArgs, full_information: int) -> float:
+    """The trained bandit's shadow share after `full_information` full-information contexts."""
+    decayed = args.shadow_share_trained * 0.5 ** (full_information / args.shadow_half_life)
+    return max(args.shadow_floor, min(args.shadow_share_trained, decayed))

@@ -23,6 +23,13 @@ synthetic workload of tests/test_bandit_train.py (480 contexts; held-out expecte
 oracle 1.236, best fixed plan 0.736): 300 warm-start steps + 1 PPO iteration 1.212 in 12 s;
 PPO alone, 40 iterations, 1.077 in 25 s; warm start + 20 PPO iterations 1.213.
 
+A compute budget instead of a price (`RewardConfig.budget_ms`): the warm start is then a
+Lagrangian dual ascent. Every `dual_every` steps the mean cost of the module's greedy plan
+(what held-out evaluation serves) over the logged contexts is compared with the budget and
+the price of compute, the multiplier, moves multiplicatively:
+price <- price * exp(dual_rate * (cost / budget - 1)). PPO then fine-tunes at the price
+found, which the artifact's meta records with the cost it reached.
+
 Speed: sampling and learning both run in the driver (num_env_runners=0, num_learners=0)
 over a synchronous vector of env replicas sharing one cache of reward tables (each
 context's table of all plans is computed once, ~1 ms, and kept: L**n float64 per context,
@@ -50,6 +57,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rl.artifact import META_FILE, MODULE_DIR
 from rl.bandit import quiet_ray_logs
+from rl.cost import CostModel
 from rl.env import LoggedContext, ReplayBanditEnv
 from rl.policy import LEVELS
 from rl.reward import RewardConfig
@@ -78,6 +86,8 @@ class PPOConfig(BaseModel):
     warm_start_steps: int = Field(300, ge=0, description="full-information Adam steps on the exact expected reward "
                                                          "over all logged contexts before PPO (0: PPO only)")
     warm_start_lr: float = Field(3e-3, gt=0, description="Adam learning rate of the warm start")
+    dual_every: int = Field(20, ge=1, description="budget mode: warm-start steps between price updates")
+    dual_rate: float = Field(1.0, gt=0, description="budget mode: step size of the multiplicative price update")
 
 
 @dataclass(frozen=True)
@@ -119,19 +129,22 @@ def _algo_config(session: str, ppo: PPOConfig) -> Any:
 
 def train_bandit(contexts: list[LoggedContext], strategies: list[str], out_dir: Path, version: str,
                  levels: Sequence[int] = LEVELS, reward: RewardConfig | None = None, ppo: PPOConfig | None = None,
-                 feature_names: list[str] | None = None, progress: bool = False) -> BanditArtifact:
+                 feature_names: list[str] | None = None, progress: bool = False,
+                 cost: CostModel | None = None) -> BanditArtifact:
     """Train PPO (gamma=0) on the replay bandit over `contexts`; write and return `out_dir/version/`.
 
-    Refuses to overwrite an existing artifact directory. `feature_names`, if given, must
-    name every feature dimension."""
+    Plans are priced by `cost` (measured ms) at `reward.price_per_10ms`, or at the price that
+    meets `reward.budget_ms` (see the module docstring). Refuses to overwrite an existing
+    artifact directory. `feature_names`, if given, must name every feature dimension."""
     import ray
     from ray.tune.registry import register_env
 
     ppo = ppo or PPOConfig()
-    reward = reward or RewardConfig()
+    reward = (reward or RewardConfig()).model_copy(deep=True)  # the dual ascent moves its price
+    cost = cost or CostModel()
     if not version or "/" in version or version in (".", ".."):
         raise ValueError(f"invalid version {version!r}")
-    env = ReplayBanditEnv(contexts, strategies, levels, reward, seed=ppo.seed)
+    env = ReplayBanditEnv(contexts, strategies, levels, reward, seed=ppo.seed, cost=cost)
     obs_dim = int(env.observation_space.shape[0])
     if feature_names is not None and len(feature_names) != obs_dim:
         raise ValueError(f"{len(feature_names)} feature names for {obs_dim} feature dimensions")
@@ -156,14 +169,16 @@ def train_bandit(contexts: list[LoggedContext], strategies: list[str], out_dir: 
             t1 = time.perf_counter()
             register_env(ENV_NAME, _make_env)
             algo = _algo_config(session, ppo).build_algo()
-            warm = _warm_start(algo, env, ppo) if ppo.warm_start_steps else []
+            warm, dual = _warm_start(algo, env, ppo) if ppo.warm_start_steps else ([], [])
             t2 = time.perf_counter()
             curve = _train_loop(algo, ppo.iterations, progress, version)
             t3 = time.perf_counter()
             meta = {"version": version, "strategies": list(env.strategies), "levels": list(env.levels),
                     "obs_dim": obs_dim, "feature_names": list(feature_names) if feature_names is not None else None,
-                    "created": time.time(), "ppo": ppo.model_dump(), "reward": reward.model_dump(),
-                    "n_contexts": len(env.contexts),
+                    "created": time.time(), "ppo": ppo.model_dump(), "reward": reward.model_dump(mode="json"),
+                    "cost": cost.model_dump(mode="json"), "price_per_10ms": reward.price_per_10ms,
+                    "budget_ms": reward.budget_ms, "dual": dual, "n_contexts": len(env.contexts),
+                    "full_information_contexts": sum(c.full for c in env.contexts),
                     "seconds": {"tables": t_tables, "ray_init": t1 - t0, "build": t2 - t1, "train": t3 - t2},
                     "reward_curve": curve, "warm_start_curve": warm}
             _write_artifact(algo, target, meta)
@@ -177,19 +192,32 @@ def train_bandit(contexts: list[LoggedContext], strategies: list[str], out_dir: 
     return BanditArtifact(path=target, version=version, meta=meta)
 
 
-def _warm_start(algo: Any, env: ReplayBanditEnv, ppo: PPOConfig) -> list[float]:
-    """Maximise the exact expected reward of the learner's module over all logged contexts,
-    then copy the weights to the env runner. Returns the expected reward every 50 steps."""
+def _warm_start(algo: Any, env: ReplayBanditEnv, ppo: PPOConfig) -> tuple[list[float], list[dict[str, float]]]:
+    """Maximise the exact expected reward of the learner's module over all logged contexts
+    (with the budget's dual ascent if `env.cfg.budget_ms` is set; `env` is repriced to the
+    price found), then copy the weights to the env runner. Returns the expected reward every
+    50 steps and the dual ascent's (step, price, greedy cost) trace."""
     from ray.rllib.core import DEFAULT_MODULE_ID
 
     n, L = len(env.strategies), len(env.levels)
     x = torch.from_numpy(np.stack([c.features for c in env.contexts]))
-    tables = torch.from_numpy(np.stack([env.table(c) for c in env.contexts]).astype(np.float32))
+    price0 = env.cfg.price_per_10ms
+    rewards = np.stack([env.table(c) for c in env.contexts])
+    costs = np.stack([env.cost_table(c) for c in env.contexts])
+    gains = torch.from_numpy((rewards + price0 * costs / 10.0).astype(np.float32))
+    cost_t = torch.from_numpy(costs.astype(np.float32))
+    budget = env.cfg.budget_ms
+    state = {"price": price0}
+    dual: list[dict[str, float]] = []
     letters = "abcdefghijklm"[:n]
     expr = f"z{letters}," + ",".join(f"z{a}" for a in letters) + "->z"
 
-    def expected(probs: torch.Tensor) -> torch.Tensor:  # (N, n, L) -> (N,) sum_a pi(a|x) table_x[a]
-        return torch.einsum(expr, tables, *(probs[:, k] for k in range(n)))
+    def greedy_cost(logits: torch.Tensor) -> float:
+        idx = logits.argmax(dim=-1)  # (N, n)
+        flat = torch.zeros(len(idx), dtype=torch.long)
+        for k in range(n):
+            flat = flat * L + idx[:, k]
+        return float(cost_t.view(len(idx), -1).gather(1, flat[:, None]).mean())
 
     def fit(learner: Any) -> list[float]:
         module = learner.module[DEFAULT_MODULE_ID]
@@ -197,17 +225,26 @@ def _warm_start(algo: Any, env: ReplayBanditEnv, ppo: PPOConfig) -> list[float]:
         curve = []
         for step in range(ppo.warm_start_steps):
             logits = module.forward_train({"obs": x})["action_dist_inputs"].view(-1, n, L)
-            value = expected(torch.softmax(logits, dim=-1)).mean()
+            probs = torch.softmax(logits, dim=-1)
+            tables = gains - state["price"] * cost_t / 10.0
+            value = torch.einsum(expr, tables, *(probs[:, k] for k in range(n))).mean()
             opt.zero_grad()
             (-value).backward()
             opt.step()
+            if budget is not None and (step + 1) % ppo.dual_every == 0:
+                spent = greedy_cost(logits.detach())
+                dual.append({"step": step + 1, "price_per_10ms": state["price"], "greedy_cost_ms": spent})
+                state["price"] = float(np.clip(state["price"] * np.exp(ppo.dual_rate * (spent / budget - 1.0)),
+                                               1e-4, 100.0))
             if step % 50 == 0 or step == ppo.warm_start_steps - 1:
                 curve.append(float(value.detach()))
         return curve
 
     curve = next(iter(algo.learner_group.foreach_learner(fit))).get()
     algo.env_runner_group.sync_weights(from_worker_or_learner_group=algo.learner_group, inference_only=True)
-    return list(curve)
+    if budget is not None:
+        env.reprice(state["price"])
+    return list(curve), dual
 
 
 def _train_loop(algo: Any, iterations: int, progress: bool, version: str) -> list[float]:

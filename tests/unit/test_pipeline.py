@@ -103,3 +103,51 @@ def test_no_strategy_answering_raises_unavailable_and_logs_nothing():
 def test_a_strategy_with_no_hits_is_an_answer_not_an_outage():
     res = asyncio.run(pipeline({"a": fixed([])}).search("q", k=5))
     assert res.ranked == [] and res.failed == []
+
+
+def test_off_path_shadow_never_changes_what_the_user_sees(tmp_path):
+    """A shadow-flagged request answers exactly as the same plan without the flag; only after
+    the answer are the other strategies fetched at the top budget and the request logged again,
+    completed, which the feedback store keeps in place of the first record."""
+    from engine.feedback_store import FeedbackShard, read_export
+    from rl.policy import ShadowPolicy
+
+    rows = [(f"i{j}", 1.0 / j, j) for j in range(1, 120)]
+    strategies = {"a": fixed(rows), "b": fixed([(f"i{j}", 1.0, j - 50) for j in range(51, 160)]), "c": fixed(rows)}
+    named = {n: functools.partial(fn, name=n) for n, fn in strategies.items()}
+    base = FixedPolicy(list(strategies), {"a": 10, "b": 0, "c": 25}, epsilon=0.0)
+    shard = FeedbackShard(tmp_path, 0)
+    logged = []
+
+    async def log(rec):
+        logged.append(rec)
+        shard.log_request(rec)
+
+    async def run(share):
+        p = SearchPipeline(named, rank_by_score, log, ShadowPolicy(base, share), strategy_timeout_s=1.0)
+        res = await p.search("q", k=10)
+        shown_at_answer = len(logged)
+        if res.shadow_task is not None:
+            await res.shadow_task
+        return res, shown_at_answer
+
+    plain, _ = asyncio.run(run(0.0))
+    shadow, logged_at_answer = asyncio.run(run(1.0))
+    assert shadow.plan.shadow and not plain.plan.shadow
+    assert shadow.ranked == plain.ranked and shadow.plan.budgets == plain.plan.budgets
+    assert shadow.plan.propensity == plain.plan.propensity == pytest.approx(1.0)
+    assert {c.item_id for c in shadow.candidates} == {c.item_id for c in plain.candidates}
+    first, done = logged[-2], logged[-1]
+    assert logged_at_answer == len(logged) - 1  # the completion is logged after the answer
+    assert first.request_id == done.request_id and not first.fetched
+    assert done.fetched == {"a": 100, "b": 100, "c": 100} and set(done.shadow_latency_ms) == {"a", "b", "c"}
+    assert {c.item_id for c in done.served()} == {c.item_id for c in first.candidates}
+    assert max(h.rank for c in done.candidates for s, h in c.hits.items() if s == "b") == 100
+    assert done.shown == first.shown
+    shard.export(tmp_path / "out")
+    requests, _ = read_export(tmp_path / "out")
+    assert len(requests) == 2 and requests[1].fetched == done.fetched  # one record per request, completed
+    shard.close()
+    again = FeedbackShard(tmp_path, 0)  # the replayed log keeps both requests, and no duplicate
+    assert again.stats().requests == 2
+    again.close()

@@ -1,25 +1,32 @@
-"""Plan rewards recomputed from shadow logs, the vectorised reward table, and the replay env.
+"""Plan gains recomputed from logs (semi-bandit sub-plan credit), measured costs, the reward
+model and DR against exact values, and the replay env.
 
-Hand-made logs with answers computed by hand; no Ray, no indexes."""
+Hand-made logs with answers computed by hand, and synthetic bandits whose exact values are
+known; no Ray, no indexes."""
 from __future__ import annotations
 
 import itertools
 import math
-import time
 
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
 from core.events import EVENT_WEIGHTS
-from core.records import Candidate, EventRecord, Hit, PlanRecord, RequestRecord
-from retrievers import STRATEGIES
+from core.records import Candidate, EventRecord, Hit, PlanRecord, RequestRecord, within
+from rl.cost import CostModel
 from rl.env import LoggedContext, ReplayBanditEnv
-from rl.policy import LEVELS, ActionSpace
-from rl.reward import RewardConfig, acted_items, plan_cost, plan_grid, plan_reward, reward_table, union_under_plan
+from rl.experience import experience
+from rl.ope import doubly_robust
+from rl.policy import ActionSpace, FixedPolicy, PolicyContext
+from rl.reward import (RewardConfig, acted_items, gain_table, known_mask, plan_gain, plan_reward, returned_counts,
+                       reward_table, union_under_plan)
+from rl.reward_model import RewardModel
 
-CFG = RewardConfig(candidate_cost=0.05, latency_cost=0.05)
-LAT = {"lexical": 4.0, "dense": 10.0}
+CFG = RewardConfig(price_per_10ms=0.1)
+COST = CostModel(strategy_ms={"lexical": {10: 2.0, 100: 4.0}, "dense": {10: 8.0, 100: 10.0}},
+                 ranker_base_ms=0.5, ranker_per_candidate_ms=0.01, call_overhead_ms=1.0)
+TWO = ActionSpace(["lexical", "dense"])
 
 
 def cand(item: str, **ranks: int) -> Candidate:
@@ -31,207 +38,190 @@ CANDS = [cand("a", lexical=3, dense=30), cand("b", dense=5), cand("c", lexical=6
 ACTED = {"a": 2.0, "b": 1.0}
 
 
-def event(item: str, kind: str, n: int = 0) -> EventRecord:
-    return EventRecord(event_id=f"e{item}{kind}{n}", request_id="r1", item_id=item, type=kind, position=1, ts=0.0)
+def event(item: str, kind: str, n: int = 0, rid: str = "r1") -> EventRecord:
+    return EventRecord(event_id=f"e{item}{kind}{n}{rid}", request_id=rid, item_id=item, type=kind, position=1,
+                       ts=0.0)
 
 
 def test_acted_items_takes_max_weight_per_item():
     evs = [event("a", "click"), event("a", "play"), event("b", "click"), event("c", "skip"), event("d", "like")]
     assert acted_items(evs, CFG) == {"a": 2.0, "b": 1.0, "c": EVENT_WEIGHTS["skip"], "d": 3.0}
     with pytest.raises(ValueError):
-        acted_items([event("a", "click"), event("b", "click").model_copy(update={"request_id": "r2"})], CFG)
+        acted_items([event("a", "click"), event("b", "click", rid="r2")], CFG)
 
 
-def test_union_under_plan():
+def test_union_and_within():
     assert union_under_plan(CANDS, {"lexical": 10, "dense": 0}) == {"a": 3}
-    assert union_under_plan(CANDS, {"lexical": 0, "dense": 25}) == {"b": 5}
     assert union_under_plan(CANDS, {"lexical": 0, "dense": 50}) == {"a": 30, "b": 5}
     assert union_under_plan(CANDS, {"lexical": 100, "dense": 50}) == {"a": 3, "b": 5, "c": 60}
-    assert union_under_plan(CANDS, {"lexical": 0, "dense": 0}) == {}
+    got = within(CANDS, {"lexical": 10, "dense": 10})
+    assert [(c.item_id, sorted(c.hits)) for c in got] == [("a", ["lexical"]), ("b", ["dense"])]
+
+
+def test_cost_model_by_hand():
+    assert COST.strategy_cost("lexical", 0) == 0.0
+    assert COST.strategy_cost("lexical", 55) == pytest.approx(3.0 + 1.0)  # interpolated 2..4, plus the call
+    assert COST.strategy_cost("unknown", 10) == pytest.approx(3.0)  # the default 2 ms, plus the call
+    # lexical 10 (3 ms) + dense 10 (9 ms) + ranker 0.5 + 0.01 * 20 candidates
+    assert COST.plan_ms({"lexical": 10, "dense": 10}) == pytest.approx(12.7)
+    assert COST.plan_ms({"lexical": 10, "dense": 10}, returned={"lexical": 4, "dense": 100}) == pytest.approx(12.64)
+    t = COST.table(TWO, {"lexical": 4})
+    for i, j in itertools.product(range(5), repeat=2):
+        b = {"lexical": TWO.levels[i], "dense": TWO.levels[j]}
+        assert t[i, j] == pytest.approx(COST.plan_ms(b, returned={"lexical": 4}))
+    assert COST.scaled("dense", 3.0).strategy_cost("dense", 10) == pytest.approx(25.0)
+    fit = CostModel.fit({"lexical": [(10, 1.0), (10, 3.0), (10, 2.0), (100, 5.0)]}, [(10, 1.2), (110, 2.2)])
+    assert fit.strategy_ms == {"lexical": {10: 2.0, 100: 5.0}}
+    assert fit.ranker_per_candidate_ms == pytest.approx(0.01) and fit.ranker_base_ms == pytest.approx(1.1)
 
 
 def test_plan_reward_by_hand():
-    # lexical=10: a at rank 3 -> 2/log2(4) = 1.0; cost 0.05*10/100 + 0.05*4/100 = 0.007
-    assert plan_cost({"lexical": 10, "dense": 0}, LAT, CFG) == pytest.approx(0.007, abs=1e-15)
-    assert plan_reward(CANDS, ACTED, {"lexical": 10, "dense": 0}, LAT, CFG) == pytest.approx(0.993, abs=1e-12)
-    # dense=25: a excluded (rank 30 > 25), b at rank 5 -> 1/log2(6); cost 0.0125 + 0.005
-    assert plan_reward(CANDS, ACTED, {"lexical": 0, "dense": 25}, LAT, CFG) == pytest.approx(
-        1 / math.log2(6) - 0.0175, abs=1e-12)
-    # with only "a" acted, dense=25 earns nothing: reward is minus the cost
-    assert plan_reward(CANDS, {"a": 2.0}, {"lexical": 0, "dense": 25}, LAT, CFG) == pytest.approx(-0.0175, abs=1e-12)
-    # dense=50: a at rank 30 -> 2/log2(31), b -> 1/log2(6); cost 0.025 + 0.005
-    assert plan_reward(CANDS, ACTED, {"lexical": 0, "dense": 50}, LAT, CFG) == pytest.approx(
-        2 / math.log2(31) + 1 / math.log2(6) - 0.03, abs=1e-12)
-    # both: a at best rank 3; cost 0.05*(10+50)/100 + 0.05*(4+10)/100 = 0.037
-    assert plan_reward(CANDS, ACTED, {"lexical": 10, "dense": 50}, LAT, CFG) == pytest.approx(
-        1.0 + 1 / math.log2(6) - 0.037, abs=1e-12)
-    assert plan_reward(CANDS, ACTED, {"lexical": 0, "dense": 0}, LAT, CFG) == 0.0
-    recip = CFG.model_copy(update={"discount": "reciprocal"})
-    assert plan_reward(CANDS, {"a": 2.0}, {"lexical": 10}, LAT, recip) == pytest.approx(2 / 3 - 0.007, abs=1e-12)
-
-
-def test_reward_table_exact_small():
-    space = ActionSpace(["lexical", "dense"])
-    t = reward_table(CANDS, ACTED, LAT, space, CFG)
-    assert t.shape == (5, 5)
-    L = space.levels
-    assert t[0, 0] == 0.0
-    assert t[L.index(10), 0] == pytest.approx(0.993, abs=1e-12)
-    assert t[0, L.index(25)] == pytest.approx(1 / math.log2(6) - 0.0175, abs=1e-12)
-    assert t[L.index(10), L.index(50)] == pytest.approx(1.0 + 1 / math.log2(6) - 0.037, abs=1e-12)
-    for (i, j), budgets in zip(itertools.product(range(5), repeat=2), plan_grid(space)):
-        b = dict(zip(space.strategies, map(int, budgets)))
-        assert b == {"lexical": L[i], "dense": L[j]}
-        assert t[i, j] == pytest.approx(plan_reward(CANDS, ACTED, b, LAT, CFG), abs=1e-12)
-
-
-def random_context(rng: np.random.Generator, strategies: list[str], n_items: int = 300, n_acted: int = 20,
-                   negative: bool = False) -> tuple[list[Candidate], dict[str, float], dict[str, float]]:
-    cands = []
-    for k in range(n_items):
-        found = [s for s in strategies if rng.random() < 0.35] or [strategies[k % len(strategies)]]
-        cands.append(cand(f"i{k}", **{s: int(rng.integers(1, 101)) for s in found}))
-    ids = rng.choice(n_items, size=n_acted, replace=False)
-    weights = [-1.0, 0.0, 1.0, 2.0, 3.0] if negative else [0.0, 1.0, 2.0, 3.0]
-    acted = {f"i{k}": float(rng.choice(weights)) for k in ids}
-    acted["not-a-candidate"] = 3.0
-    return cands, acted, {s: float(rng.uniform(0.1, 40)) for s in strategies}
+    # lexical=10: a at rank 3 -> 2/log2(4) = 1.0; cost 3 + 0.5 + 0.01 * 1 candidate = 3.51 ms -> 0.0351
+    assert plan_gain(CANDS, ACTED, {"lexical": 10, "dense": 0}, CFG) == pytest.approx(1.0)
+    assert plan_reward(CANDS, ACTED, {"lexical": 10, "dense": 0}, COST, CFG) == pytest.approx(1 - 0.0351)
+    # dense=25: a excluded (rank 30 > 25), b at rank 5 -> 1/log2(6)
+    assert plan_gain(CANDS, ACTED, {"lexical": 0, "dense": 25}, CFG) == pytest.approx(1 / math.log2(6))
+    assert plan_reward(CANDS, ACTED, {"lexical": 0, "dense": 0}, COST, CFG) == 0.0
 
 
 @pytest.mark.parametrize("negative", [False, True])
-def test_reward_table_matches_plan_reward_six_strategies(negative):
-    rng = np.random.default_rng(7)
-    strategies = list(STRATEGIES)
+def test_gain_table_matches_brute_force_six_strategies(negative):
+    strategies = ["lexical", "dense", "memory", "popularity", "structured", "explore"]
     space = ActionSpace(strategies)
-    cands, acted, lat = random_context(rng, strategies, negative=negative)
-    t = reward_table(cands, acted, lat, space, CFG)  # warm-up
-    t0 = time.perf_counter()
-    reps = 20
-    for _ in range(reps):
-        t = reward_table(cands, acted, lat, space, CFG)
-    ms = (time.perf_counter() - t0) * 1000 / reps
-    print(f"\nreward_table: {t.size} plans, 300 candidates, {len(acted)} acted: {ms:.2f} ms per context")
-    assert t.shape == (5,) * 6
-    grid = plan_grid(space)
-    flat = t.ravel()
-    picks = set(rng.choice(len(grid), size=400, replace=False).tolist()) | {0, 1, len(grid) - 1, 5 ** 5}
-    for k in sorted(picks):
-        b = dict(zip(strategies, map(int, grid[k])))
-        assert flat[k] == pytest.approx(plan_reward(cands, acted, b, lat, CFG), abs=1e-9), b
-    assert flat[0] == 0.0
-    assert dict(zip(strategies, map(int, grid[-1]))) == {s: 100 for s in strategies}
+    rng = np.random.default_rng(3)
+    cands = [Candidate(f"i{k}", {s: Hit(int(rng.integers(1, 120)), 0.0) for s in strategies if rng.random() < .4})
+             for k in range(40)]
+    cands = [c for c in cands if c.hits]
+    acted = {c.item_id: float(rng.choice([1.0, 2.0, -0.5 if negative else 3.0])) for c in cands[::3]}
+    t = gain_table(cands, acted, space, CFG)
+    for idx in [tuple(int(i) for i in rng.integers(0, 5, size=6)) for _ in range(200)]:
+        b = {s: space.levels[i] for s, i in zip(strategies, idx)}
+        assert t[idx] == pytest.approx(plan_gain(cands, acted, b, CFG), abs=1e-9)
 
 
-def make_env(**kw) -> tuple[ReplayBanditEnv, list[LoggedContext]]:
-    ctxs = [LoggedContext(features=np.array([1.0, 0.0, 2.0]), candidates=CANDS, acted=ACTED, latency_ms=LAT,
-                          available=("lexical", "dense"), request_id="r0"),
-            LoggedContext(features=np.array([0.0, 1.0, 0.0]), candidates=CANDS, acted={"a": 2.0}, latency_ms=LAT,
-                          available=("lexical",), request_id="r1")]
-    return ReplayBanditEnv(ctxs, ["lexical", "dense"], LEVELS, CFG, seed=3, **kw), ctxs
+def record(rid: str, budgets: dict[str, int], cands: list[Candidate], fetched: dict[str, int] | None = None,
+           shadow: bool = False, features: list[float] | None = None) -> RequestRecord:
+    return RequestRecord(request_id=rid, ts=0.0, query="q", features=features or [0.0],
+                         plan=PlanRecord(budgets=budgets, propensity=0.5, policy_version="v", shadow=shadow),
+                         candidates=cands, shown=[c.item_id for c in cands[:10]], ranker_version="r",
+                         fetched=fetched or {})
 
 
-# Context features are unbounded by design (the Box is -inf..inf); gymnasium warns about that.
-@pytest.mark.filterwarnings("ignore:.*A Box observation space (minimum|maximum) value is:UserWarning")
-def test_env_passes_check_env():
-    env, _ = make_env()
-    check_env(env, skip_render_check=True)
-    assert env.observation_space.shape == (3,)
-    assert list(env.action_space.nvec) == [5, 5]
+def test_sub_plan_credit_from_a_served_plan_is_exact():
+    """A served plan's log gives every sub-plan's gain, the same as a full (shadow) log would."""
+    rng = np.random.default_rng(0)
+    strategies = ["lexical", "dense"]
+    full = [Candidate(f"i{k}", {s: Hit(r, 0.0) for s in strategies if (r := int(rng.integers(1, 101))) <= 100})
+            for k in range(60)]
+    # make ranks unique per strategy, as a real list is
+    for s in strategies:
+        for rank, c in enumerate(sorted(full, key=lambda c: c.hits[s].rank), 1):
+            c.hits[s] = Hit(rank, 0.0)
+    acted = {c.item_id: 1.0 for c in full[::4]}
+    served_budgets = {"lexical": 25, "dense": 10}
+    served = within(full, served_budgets)  # what a request served with this plan logged
+    rec = record("r1", served_budgets, served)
+    known = known_mask(rec.depth, returned_counts(served), TWO)
+    exact = gain_table(full, acted, TWO, CFG)
+    partial = gain_table(served, acted, TWO, CFG)
+    assert known.sum() == 3 * 2  # lexical in {0,10,25} x dense in {0,10}
+    assert np.allclose(partial[known], exact[known])
+    assert not np.allclose(partial[~known], exact[~known])  # beyond the served plan the log cannot know
+    shadow = record("r2", served_budgets, full, fetched={"lexical": 100, "dense": 100}, shadow=True)
+    assert known_mask(shadow.depth, returned_counts(full), TWO).all()
+    assert {c.item_id for c in shadow.served()} == {c.item_id for c in served}
 
 
-def test_env_step_reward_and_masking():
-    env, _ = make_env()
-    obs, info = env.reset(options={"index": 0})
-    assert obs.dtype == np.float32 and obs.tolist() == [1.0, 0.0, 2.0] and info["request_id"] == "r0"
-    _, r, terminated, truncated, info = env.step(np.array([1, 3]))  # lexical=10, dense=50
-    assert (terminated, truncated) == (True, False)
-    assert info["budgets"] == {"lexical": 10, "dense": 50}
-    assert r == pytest.approx(1.0 + 1 / math.log2(6) - 0.037, abs=1e-12)
-    with pytest.raises(RuntimeError):
-        env.step(np.array([1, 3]))  # episode over
-    env.reset(options={"index": 1})  # dense unavailable: forced to 0, costs nothing
-    _, r, *_, info = env.step(np.array([1, 3]))
-    assert info["budgets"] == {"lexical": 10, "dense": 0}
-    assert r == pytest.approx(0.993, abs=1e-12)
-    env.reset(options={"index": 1})
-    _, r, *_, info = env.step(np.array([0, 4]))  # masked to the empty plan: reward exactly 0
-    assert info["budgets"] == {"lexical": 0, "dense": 0} and r == 0.0
-    with pytest.raises(ValueError):
-        env.reset(options={"index": 0})
-        env.step(np.array([5, 0]))
+def test_a_short_list_is_known_at_every_deeper_budget():
+    cands = [cand("a", lexical=1), cand("b", lexical=2)]
+    k = known_mask({"lexical": 25, "dense": 0}, returned_counts(cands), TWO)
+    assert k[:, 0].all() and not k[:, 1:].any()
 
 
-def test_env_reset_is_seeded():
-    env, _ = make_env()
-    a = [env.reset(seed=11)[1]["index"]] + [env.reset()[1]["index"] for _ in range(20)]
-    b = [env.reset(seed=11)[1]["index"]] + [env.reset()[1]["index"] for _ in range(20)]
-    assert a == b and set(a) == {0, 1}
+def synthetic_bandit(n: int, seed: int):
+    """Contexts with one feature x in {0, 1}: lexical finds the acted item when x = 0, dense when x = 1."""
+    rng = np.random.default_rng(seed)
+    recs, events = [], {}
+    for t in range(n):
+        x = int(rng.integers(0, 2))
+        good = "dense" if x else "lexical"
+        other = "lexical" if x else "dense"
+        full = [Candidate("hit", {good: Hit(int(rng.integers(1, 8)), 1.0)}),
+                *[Candidate(f"o{j}", {other: Hit(j, 1.0)}) for j in range(1, 101)]]
+        rid = f"r{t}"
+        shadow = t % 4 == 0
+        budgets = {"lexical": 10, "dense": 0} if rng.random() < 0.5 else {"lexical": 0, "dense": 10}
+        logged = full if shadow else within(full, budgets)
+        recs.append(record(rid, budgets, logged, {"lexical": 100, "dense": 100} if shadow else None, shadow,
+                           [float(x)]))
+        events[rid] = [event("hit", "click", rid=rid)] if any(c.item_id == "hit" for c in within(full, budgets)) \
+            else []
+    return recs, events
 
 
-def brute_force(env: ReplayBanditEnv, ctx: LoggedContext, include_empty: bool = True):
-    best, best_r = None, -math.inf
-    for idx in itertools.product(range(len(env.levels)), repeat=len(env.strategies)):
-        b = env.budgets(idx, ctx)
-        if list(b.values()) != [env.levels[i] for i in idx]:
-            continue  # not reachable as such (masked)
-        if not include_empty and not any(b.values()):
-            continue
-        r = plan_reward(ctx.candidates, ctx.acted, b, ctx.latency_ms, env.cfg)
-        if r > best_r + 1e-12:
-            best, best_r = b, r
-    return best, best_r
+def test_reward_model_completes_tables_from_full_information_contexts():
+    recs, events = synthetic_bandit(200, 1)
+    cfg = RewardConfig(price_per_10ms=0.0)
+    exp = experience(recs, events, TWO, cfg, COST)
+    assert exp.full_information == 50 and 0 < exp.known_share < 1
+    model = RewardModel(alpha=1e-3).fit([np.array([0.0])] * 2 + [np.array([1.0])] * 2,
+                                        [np.full((5, 5), 1.0), np.full((5, 5), 1.0), np.full((5, 5), 3.0),
+                                         np.full((5, 5), 3.0)], [np.ones((5, 5), bool)] * 4)
+    model.min_full = 1
+    assert model.predict(np.array([0.5]))[2, 2] == pytest.approx(2.0, abs=1e-3)
+    part = np.zeros((5, 5))
+    part[0, 1] = 2.0  # one known plan, 1 above the prediction for x = 0
+    known = np.zeros((5, 5), bool)
+    known[0, 1] = True
+    done = model.complete(np.array([0.0]), part, known)
+    assert done[0, 1] == 2.0 and done[3, 3] == pytest.approx(2.0, abs=1e-3) and done[0, 0] == 0.0
 
 
-def test_best_plan_equals_brute_force():
-    env, ctxs = make_env()
-    assert env.best_plan(ctxs[0]) == (pytest.approx({"lexical": 10, "dense": 10}), pytest.approx(
-        1.0 + 1 / math.log2(6) - (0.05 * 20 / 100 + 0.05 * 14 / 100), abs=1e-12))
-    for c in ctxs:
-        plan, r = env.best_plan(c)
-        bp, br = brute_force(env, c)
-        assert plan == bp and r == pytest.approx(br, abs=1e-12)
-    # nothing acted: the empty plan (0) wins unless excluded; then the cheapest non-empty plan
-    idle = LoggedContext(features=np.zeros(3), candidates=CANDS, acted={}, latency_ms=LAT, available=("lexical", "dense"))
-    assert env.best_plan(idle) == ({"lexical": 0, "dense": 0}, 0.0)
-    assert env.best_plan(idle, include_empty=False) == ({"lexical": 10, "dense": 0}, pytest.approx(-0.007, abs=1e-12))
-    # four strategies, one down, random logs
-    rng = np.random.default_rng(1)
-    strategies = ["lexical", "dense", "memory", "structured"]
-    for seed in range(3):
-        cands, acted, lat = random_context(np.random.default_rng(seed), strategies, n_items=60, n_acted=6)
-        ctx = LoggedContext(features=rng.normal(size=2), candidates=cands, acted=acted, latency_ms=lat,
-                            available=("lexical", "memory", "structured"))
-        env4 = ReplayBanditEnv([ctx], strategies, LEVELS, CFG, seed=0)
-        for inc in (True, False):
-            plan, r = env4.best_plan(ctx, include_empty=inc)
-            bp, br = brute_force(env4, ctx, include_empty=inc)
-            assert plan == bp and r == pytest.approx(br, abs=1e-9)
-            assert plan["dense"] == 0
+def test_dr_against_exact_values_on_a_synthetic_bandit():
+    """DR with the reward model's tables estimates a policy's value; the exact value is known."""
+    recs, events = synthetic_bandit(800, 2)
+    cfg = RewardConfig(price_per_10ms=0.0)
+    exp = experience(recs, events, TWO, cfg, COST)
+    for d in exp.decisions:  # the logging policy: 50/50 between the two plans
+        d.propensity = 0.5
+    # target: lexical 10 when x = 0, dense 10 when x = 1 (always finds the hit at rank <= 7)
+    right = {0: TWO.index({"lexical": 10, "dense": 0}), 1: TWO.index({"lexical": 0, "dense": 10})}
+    pi = np.array([float(TWO.index(d.budgets) == right[int(d.features[0])]) for d in exp.decisions])
+    r = np.array([d.reward for d in exp.decisions])
+    q_hat = np.array([d.model[TWO.index(d.budgets)] for d in exp.decisions])
+    v_hat = np.array([d.model[right[int(d.features[0])]] for d in exp.decisions])
+    est = doubly_robust(r, np.full(len(r), 0.5), pi, q_hat, v_hat)
+    exact = np.mean([1 / math.log2(1 + c.hits[next(iter(c.hits))].rank) for rec in recs for c in
+                     ([c for c in rec.candidates if c.item_id == "hit"] or [None]) if c is not None])
+    assert est.ci_low - 0.02 <= exact <= est.ci_high + 0.02
+    assert abs(est.value - exact) < 0.03
 
 
-def test_env_table_equals_step_for_every_action():
-    env, ctxs = make_env()
-    for i, c in enumerate(ctxs):
-        flat = env.table(c).ravel()
-        for k, action in enumerate(env.all_actions()):
-            env.reset(options={"index": i})
-            assert flat[k] == pytest.approx(env.step(np.array(action))[1], abs=1e-12), (i, action)
+def test_env_rewards_are_gain_minus_priced_cost():
+    gains = gain_table(CANDS, ACTED, TWO, CFG)
+    ctx = LoggedContext(np.zeros(3), gains, returned_counts(CANDS), ("lexical", "dense"), "r1", True)
+    env = ReplayBanditEnv([ctx], ["lexical", "dense"], cfg=CFG, cost=COST)
+    check_env(env.replica(seed=0), skip_render_check=True)
+    env.reset(options={"index": 0})
+    _, r, done, _, info = env.step([1, 0])
+    assert done and info["budgets"] == {"lexical": 10, "dense": 0}
+    assert r == pytest.approx(1.0 - CFG.price(COST.plan_ms({"lexical": 10, "dense": 0},
+                                                           returned=returned_counts(CANDS))))
+    table = reward_table(gains, COST, TWO, CFG, returned_counts(CANDS))
+    assert env.best_plan(ctx)[1] == pytest.approx(table.max())
+    env.reprice(0.0)
+    assert env.table(ctx)[1, 0] == pytest.approx(1.0)
+    down = LoggedContext(np.zeros(3), gains, returned_counts(CANDS), ("lexical",), "r2")
+    assert (env.table(down)[:, 3] == env.table(down)[:, 0]).all()  # dense is down: its budget changes nothing
 
 
-def test_fixed_plan_and_oracle_values():
-    env, _ = make_env()
-    v = env.fixed_plan_value({"lexical": 10, "dense": 50})
-    assert v == pytest.approx(((1.0 + 1 / math.log2(6) - 0.037) + 0.993) / 2, abs=1e-12)
-    assert env.oracle_value() >= v
-
-
-def test_logged_context_from_record():
-    plan = PlanRecord(budgets={"lexical": 100, "dense": 100}, propensity=1.0, policy_version="p", shadow=True)
-    rec = RequestRecord(request_id="r1", ts=0.0, query="q", features=[0.5, 1.0], plan=plan, failed=["dense"],
-                        candidates=CANDS, shown=["a"], ranker_version="x")
-    ctx = LoggedContext.from_record(rec, [event("a", "play"), event("b", "click")], LAT, CFG)
-    assert ctx.available == ("lexical",) and ctx.acted == {"a": 2.0, "b": 1.0}
-    assert ctx.features.dtype == np.float32
-    with pytest.raises(ValueError):
-        LoggedContext.from_record(rec.model_copy(update={"plan": plan.model_copy(update={"shadow": False})}),
-                                  [], LAT, CFG)
+def test_near_exploration_propensities_are_exact():
+    pol = FixedPolicy(["lexical", "dense", "memory"], {"lexical": 25, "dense": 10, "memory": 0}, epsilon=0.3)
+    ctx = PolicyContext(np.zeros(1), ("lexical", "dense", "memory"))
+    p = pol.plan_probs(ctx)
+    assert p.sum() == pytest.approx(1.0)
+    near = pol.space.near(pol.budgets, ctx.available)
+    assert len(near) == 5  # lexical 10/50, dense 0/25, memory 10
+    assert all(pol.propensity(b, ctx.available) == pytest.approx(0.3 / 5) for b in near)
+    draws = [tuple(pol.plan(ctx).budgets.values()) for _ in range(3000)]
+    assert np.mean([d == (25, 10, 0) for d in draws]) == pytest.approx(0.7, abs=0.03)

@@ -1,0 +1,96 @@
+"""Every logged request as training experience for the bandit, and as a decision for OPE.
+
+A served request knows the gain of each sub-plan of its plan (semi-bandit feedback,
+`rl.reward.known_mask`), a shadow request every plan's. `experience` turns each request
+into a `LoggedContext` whose gain table is exact where known and completed by a
+`RewardModel` fitted on all of them elsewhere, and into a `LoggedDecision` (features, the
+served plan, its logged propensity, its observed reward) for the off-policy estimates,
+carrying the completed reward table as DR's reward model and, for shadow requests, the
+exact one. Nothing is thrown away: the policy learns from every request, not only the
+shadow share.
+
+What a request's users acted on, for training: its own events, plus the items users
+acted on positively in any logged request with the same (normalised) query text
+(`query_positives`). A user can only act on what was shown, so a request's own events say
+nothing about an item that only an unserved strategy found; the same query's other
+requests, served other plans, often do. This is the aggregated click label of learning to
+rank, applied to retrieval: the shadow fetch tells which strategies found an item, the
+query's click history tells whether it was wanted.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.records import EventRecord, RequestRecord
+from core.text import normalize
+from rl.cost import CostModel
+from rl.env import LoggedContext
+from rl.policy import ActionSpace
+from rl.promotion import LoggedDecision
+from rl.reward import RewardConfig, acted_items, gain_table, known_mask, plan_reward, returned_counts, reward_table
+from rl.reward_model import RewardModel
+
+
+@dataclass
+class Experience:
+    """The contexts (for training), the decisions (for OPE) and the fitted reward model."""
+
+    contexts: list[LoggedContext]
+    decisions: list[LoggedDecision]
+    model: RewardModel
+    known_share: float  # mean share of plans whose gain was exact
+
+    @property
+    def full_information(self) -> int:
+        return sum(c.full for c in self.contexts)
+
+
+def query_positives(requests: Sequence[RequestRecord], events: Mapping[str, Sequence[EventRecord]],
+                    cfg: RewardConfig) -> dict[str, dict[str, float]]:
+    """normalised query -> item -> the largest positive event weight on it in any of `requests`."""
+    out: dict[str, dict[str, float]] = {}
+    for r in requests:
+        for item, w in acted_items(list(events.get(r.request_id, [])), cfg).items():
+            if w > 0:
+                got = out.setdefault(normalize(r.query), {})
+                got[item] = max(w, got.get(item, w))
+    return out
+
+
+def experience(requests: Sequence[RequestRecord], events: Mapping[str, Sequence[EventRecord]], space: ActionSpace,
+               cfg: RewardConfig, cost: CostModel, dim: int | None = None, model: RewardModel | None = None
+               ) -> Experience:
+    """See the module docstring. Requests whose features do not have `dim` entries (an older
+    feature layout) or that called nothing are skipped. A given `model` (fitted on other,
+    e.g. older, requests) completes the tables instead of one fitted on these."""
+    rows = []
+    positives = query_positives(requests, events, cfg)
+    for r in requests:
+        if (dim is not None and len(r.features) != dim) or not any(r.plan.budgets.values()):
+            continue
+        own = acted_items(list(events.get(r.request_id, [])), cfg)
+        acted = {**positives.get(normalize(r.query), {}), **own}
+        returned = returned_counts(r.candidates)
+        gains = gain_table(r.candidates, acted, space, cfg)
+        known = known_mask(r.depth, returned, space)
+        rows.append((r, own, returned, gains, known))
+    if not rows:
+        raise ValueError(f"no usable logged requests (of {len(requests)}) to learn from")
+    model = model or RewardModel().fit([np.asarray(r.features) for r, *_ in rows], [g for *_, g, _ in rows],
+                              [k for *_, k in rows])
+    contexts, decisions, shares = [], [], []
+    for r, own, returned, gains, known in rows:
+        x = np.asarray(r.features, dtype=np.float32)
+        full = bool(known.all())
+        completed = model.complete(x, gains, known)
+        available = tuple(s for s in space.strategies if s not in r.failed)
+        contexts.append(LoggedContext(x, completed, returned, available, r.request_id, full))
+        table = reward_table(completed, cost, space, cfg, returned).ravel()
+        reward = plan_reward(r.served(), own, r.plan.budgets, cost, cfg)  # what this request's users did
+        decisions.append(LoggedDecision(x, dict(r.plan.budgets), r.plan.propensity, reward, available,
+                                        r.plan.shadow and full, table if full else None, model=table))
+        shares.append(float(known.mean()))
+    return Experience(contexts, decisions, model, float(np.mean(shares)))
