@@ -76,7 +76,8 @@ class PlanOut(BaseModel):
     budgets: dict[str, int] = Field(description="strategy -> candidates requested (0 = not called)")
     propensity: float = Field(description="probability of this plan under the serving policy")
     policy_version: str
-    shadow: bool = False
+    shadow: bool = Field(False, description="off-path shadow exploration: after this answer, the other strategies "
+                         "are fetched at their top budget for the log; the answer itself came from `budgets`")
 
 
 class EntityOut(BaseModel):

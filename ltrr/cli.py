@@ -190,31 +190,33 @@ def _scale(args: argparse.Namespace) -> int:
     return 0
 
 
-BENCH_FLAGS = {  # StreamConfig fields settable from `ltrr bench`; their defaults live in StreamConfig only
-    "requests": (int, "requests in each workload's stream"),
-    "retrain_every": (int, "retrain the bandit every N requests"),
-    "shadow_share": (float, "share of shadow-exploration requests while the fixed plan serves"),
-    "shadow_share_trained": (float, "shadow share once a bandit serves"),
-    "epsilon": (float, "epsilon floor of the bandit's exploration"),
-    "temperature": (float, "the bandit samples from softmax(logits / T)"),
-    "seed": (int, "seed of the stream, the clicks and the policies"),
-}
+QUICK = {"workloads": ["builtin:music-demo?n_tracks=600"], "requests": 400, "retrain_every": 200,
+         "ppo_iterations": 1, "drift_requests": 300, "heldout_max": 120, "mixed_plans": 30, "cost_queries": 8,
+         "budget_shares": (0.1, 0.3, 0.6, 0.9)}
 
 
 def _bench(args: argparse.Namespace) -> int:
     from ltrr.bench.report import run_bench
+    from ltrr.bench.run import BenchConfig
     from ltrr.bench.stream import StreamConfig
-
-    if args.workload:
-        workloads = [args.workload]
-    else:
-        workloads = ["music-demo", "spotify", "scifact"]
     from rl.train import PPOConfig
 
-    given = {k: getattr(args, k) for k in BENCH_FLAGS if getattr(args, k) is not None}  # the rest: StreamConfig's
-    if args.ppo_iterations is not None:
-        given["ppo"] = PPOConfig(iterations=args.ppo_iterations)
-    cfg = StreamConfig(**given)
+    quick = QUICK if args.quick else {}
+    workloads = (args.workload.split(",") if args.workload else
+                 quick.get("workloads", ["music-demo", "spotify", "scifact"]))
+    stream = {k: v for k, v in {"requests": args.requests or quick.get("requests"),
+                                "retrain_every": args.retrain_every or quick.get("retrain_every"),
+                                "seed": args.seed}.items() if v is not None}
+    iters = args.ppo_iterations or quick.get("ppo_iterations")
+    if iters:
+        stream["ppo"] = PPOConfig(iterations=iters)
+    bench = {k: v for k, v in {"drift_requests": args.drift_requests or quick.get("drift_requests"),
+                               "heldout_max": quick.get("heldout_max"), "mixed_plans": quick.get("mixed_plans"),
+                               "cost_queries": quick.get("cost_queries"),
+                               "budget_shares": quick.get("budget_shares"),
+                               "scenarios": tuple(args.scenarios.split(",")) if args.scenarios else None}.items()
+             if v is not None}
+    cfg = BenchConfig(stream=StreamConfig(**stream), **bench)
     out = run_bench(workloads, cfg, Path(args.state), Path(args.out), Path(args.data) if args.data else None,
                     progress=not args.json)
     print(f"report: {Path(args.out) / 'report.md'}", file=sys.stderr)
@@ -353,12 +355,17 @@ def parser() -> argparse.ArgumentParser:
     serving(rb)
     rb.set_defaults(func=_rollback)
 
-    bn = sub.add_parser("bench", help="the proof: ltrr against static plans and the oracle on simulated traffic")
-    bn.add_argument("--workload", help="music-demo, spotify, scifact or beir:DIR (default: the first three)")
+    bn = sub.add_parser("bench", help="the proof: ltrr's cost-quality frontier against every static plan, and drift")
+    bn.add_argument("--workload", help="comma-separated: music-demo, spotify, scifact, beir:DIR or builtin:SPEC "
+                    "(default: the first three)")
     bn.add_argument("--data", help="real data root (default: $LTRR_DATA) for spotify and scifact")
-    for name, (kind, text) in BENCH_FLAGS.items():  # unset flags keep StreamConfig's defaults (ltrr/bench/stream.py)
-        bn.add_argument("--" + name.replace("_", "-"), type=kind, help=text)
-    bn.add_argument("--ppo-iterations", type=int, help="PPO iterations per retraining, after the warm start")
+    bn.add_argument("--quick", action="store_true", help="a short run on a 600-track catalogue (what CI runs)")
+    bn.add_argument("--requests", type=int, help="requests in each workload's training stream")
+    bn.add_argument("--retrain-every", type=int, help="retrain the bandit every N requests of the stream")
+    bn.add_argument("--drift-requests", type=int, help="requests per drift scenario stream")
+    bn.add_argument("--scenarios", help="comma-separated drift scenarios (default: all)")
+    bn.add_argument("--seed", type=int, help="seed of the streams, the users and the policies")
+    bn.add_argument("--ppo-iterations", type=int, help="PPO iterations per training, after the warm start")
     bn.add_argument("--state", default="state/bench", help="indexes, rankers and bandits of the bench")
     bn.add_argument("--out", default="benchmarks", help="where report.md and report/*.png go")
     bn.add_argument("--json", action="store_true", help="last line printed is one JSON object")

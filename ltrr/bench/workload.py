@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from ranking.model import RankerModel, latest_version, rank
 from ranking.train import RankerTrainConfig, train_from_qrels
 from retrievers import STRATEGIES, Query
 from retrievers.index import IndexHandle, build_index
+from rl.cost import CostModel
 from rl.policy import LEVELS
 
 TOP = max(LEVELS)
@@ -146,9 +146,27 @@ def fan_out(wl: Workload, texts: list[str], progress: bool = True) -> None:
         wl.fanout[text] = Fanout(union(results), latency, returned, tuple(failed))
 
 
-def median_latency(wl: Workload) -> dict[str, float]:
-    """Per-strategy median latency over all fanned-out queries (what the plan cost uses)."""
-    return {s: statistics.median(f.latency_ms[s] for f in wl.fanout.values()) for s in STRATEGIES}
+def measure_costs(wl: Workload, texts: list[str], call_overhead_ms: float, progress: bool = True) -> CostModel:
+    """Time every strategy at every budget level on `texts` (dense includes encoding the
+    query), and the ranker on unions of several sizes: the bench's `CostModel`, in ms of
+    real compute on this machine, fitted as the service's own log would be."""
+    retrievers = {s: wl.index.load(s) for s in STRATEGIES}
+    samples: dict[str, list[tuple[int, float]]] = {s: [] for s in STRATEGIES}
+    ranker: list[tuple[int, float]] = []
+    for text in tqdm(texts, desc=f"{wl.name}: costs", unit="query", disable=not progress):
+        for s, r in retrievers.items():
+            for b in LEVELS[1:]:
+                start = time.perf_counter()
+                try:
+                    r.retrieve(Query(text=text), b)
+                except Exception:
+                    continue
+                samples[s].append((b, (time.perf_counter() - start) * 1000))
+        full = wl.fanout[text].candidates if text in wl.fanout else []
+        for n in (10, 50, 150, 300, 600):
+            if len(full) >= n:
+                ranker.append((n, ranked(wl, text, full[:n])[1]))
+    return CostModel.fit(samples, ranker, call_overhead_ms)
 
 
 def ranked(wl: Workload, query: str, cands: list[Candidate]) -> tuple[list[str], float]:

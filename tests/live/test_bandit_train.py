@@ -26,15 +26,19 @@ import torch
 from core.records import Candidate, Hit
 from retrievers import STRATEGIES
 from rl.bandit import META_FILE, MODULE_DIR, BanditPolicy, quiet_ray_logs
+from rl.cost import CostModel
 from rl.env import LoggedContext, ReplayBanditEnv
-from rl.policy import LEVELS, PolicyContext
-from rl.reward import RewardConfig
+from rl.policy import LEVELS, ActionSpace, PolicyContext
+from rl.reward import RewardConfig, gain_table, returned_counts
 from rl.train import BanditArtifact, PPOConfig, train_bandit
 
 STRATS = list(STRATEGIES)
 TYPES = ("lexical", "dense", "memory")  # type k: only TYPES[k] finds the acted item
-CFG = RewardConfig(candidate_cost=0.5, latency_cost=0.1)  # calling a strategy costs >= 0.25
-LAT = {s: 200.0 for s in STRATS}
+CFG = RewardConfig(price_per_10ms=0.1)
+# calling a strategy costs 25 ms (0.25 reward) plus 0.4 ms per 10 candidates; the ranker is free
+COST = CostModel(strategy_ms={s: {10: 25.0, 100: 25.0} for s in STRATS}, ranker_base_ms=0.0,
+                 ranker_per_candidate_ms=0.04, call_overhead_ms=0.0)
+SPACE = ActionSpace(STRATS)
 PPO = PPOConfig(iterations=40, train_batch_size=1000, minibatch_size=250, num_epochs=6, seed=0,
                 warm_start_steps=0)  # PPO alone must learn; the warm start has its own test
 
@@ -52,8 +56,9 @@ def synthetic(rng: np.random.Generator, n: int) -> list[LoggedContext]:
                   for j in range(20)]  # distractors, never acted on
         feats = np.concatenate([np.eye(len(TYPES))[k] + rng.normal(0, 0.3, len(TYPES)), rng.normal(0, 1, 2)])
         up = tuple(s for s in STRATS if not (s == "explore" and rng.random() < 0.2))  # explore sometimes down
-        out.append(LoggedContext(features=feats, candidates=cands, acted={"hit": 3.0}, latency_ms=LAT,
-                                 available=up, request_id=f"r{i}"))
+        out.append(LoggedContext(features=feats, gains=gain_table(cands, {"hit": 3.0}, SPACE, CFG),
+                                 returned=returned_counts(cands), available=up, request_id=f"r{i}", full=True))
+        out[-1].hit_strategy = TYPES[k]
     return out
 
 
@@ -74,7 +79,7 @@ def trained(ray_session, tmp_path_factory) -> tuple[BanditArtifact, float]:
     out = tmp_path_factory.mktemp("bandits")
     t0 = time.perf_counter()
     art = train_bandit(contexts, STRATS, out, "synthetic-v1", reward=CFG, ppo=PPO,
-                       feature_names=["t_lexical", "t_dense", "t_memory", "noise0", "noise1"])
+                       feature_names=["t_lexical", "t_dense", "t_memory", "noise0", "noise1"], cost=COST)
     return art, time.perf_counter() - t0
 
 
@@ -101,14 +106,15 @@ def test_artifact_layout_and_meta(trained):
     curve = meta["reward_curve"]
     assert curve[-1] > curve[0] + 1.0, curve  # learning happened
     with pytest.raises(FileExistsError):
-        train_bandit(synthetic(np.random.default_rng(1), 5), STRATS, art.path.parent, "synthetic-v1", reward=CFG)
+        train_bandit(synthetic(np.random.default_rng(1), 5), STRATS, art.path.parent, "synthetic-v1", reward=CFG,
+                     cost=COST)
 
 
 def test_trained_policy_beats_uniform_and_best_fixed_plan(trained, held_out):
     art, _ = trained
     pol = BanditPolicy.load(art.path, epsilon=0.05, seed=1)
     assert pol.version == "synthetic-v1"
-    env = ReplayBanditEnv(held_out, STRATS, LEVELS, CFG, seed=0)
+    env = ReplayBanditEnv(held_out, STRATS, LEVELS, CFG, seed=0, cost=COST)
     tables = np.stack([env.table(c) for c in held_out])
     empty = (0,) * len(STRATS)
     # uniform over each context's non-empty reachable plans (what ActionSpace.sample_uniform draws)
@@ -142,7 +148,7 @@ def test_trained_policy_beats_uniform_and_best_fixed_plan(trained, held_out):
     assert sampled_value > best_fixed + 0.05
     assert greedy > best_fixed + 0.3 and greedy <= oracle + 1e-9
     # the greedy plan calls the strategy that finds the acted item, within budget, for (nearly) every context
-    right = [pol.greedy(c.features, c.available)[next(iter(c.candidates[0].hits))] >= 10 for c in held_out]
+    right = [pol.greedy(c.features, c.available)[c.hit_strategy] >= 10 for c in held_out]
     assert np.mean(right) > 0.9
 
 
@@ -150,15 +156,28 @@ def test_full_information_warm_start_nears_the_oracle(ray_session, tmp_path, hel
     """300 exact-expected-reward steps on the shadow tables, then one PPO iteration: the
     policy is close to the per-context oracle on held-out contexts (PPO alone, above, is not)."""
     art = train_bandit(synthetic(np.random.default_rng(0), 480), STRATS, tmp_path, "warm-v1", reward=CFG,
-                       ppo=PPOConfig(iterations=1, warm_start_steps=300, seed=0))
+                       ppo=PPOConfig(iterations=1, warm_start_steps=300, seed=0), cost=COST)
     warm = art.meta["warm_start_curve"]
     assert len(warm) == 7 and warm[-1] > warm[0] + 1.0, warm  # one value every 50 steps, and the last
     pol = BanditPolicy.load(art.path, epsilon=0.0, seed=1)
-    env = ReplayBanditEnv(held_out, STRATS, LEVELS, CFG, seed=0)
+    env = ReplayBanditEnv(held_out, STRATS, LEVELS, CFG, seed=0, cost=COST)
     expected = float(np.mean([(pol.distribution(c.features, c.available) * env.table(c)).sum() for c in held_out]))
     oracle = env.oracle_value(include_empty=False)
     print(f"\nwarm start: held-out expected reward {expected:.3f}, oracle {oracle:.3f}")
     assert oracle - 0.1 < expected <= oracle + 1e-9
+
+
+def test_a_mean_budget_is_met_by_the_dual_ascent(ray_session, tmp_path, held_out):
+    """Asked for a mean of 30 ms per request (one strategy at 10 costs 25.4 ms), the trainer finds
+    the price at which the greedy plan spends about that, instead of a hand-tuned price."""
+    budget = RewardConfig(price_per_10ms=0.01, budget_ms=30.0)
+    art = train_bandit(synthetic(np.random.default_rng(0), 480), STRATS, tmp_path, "budget-v1", reward=budget,
+                       ppo=PPOConfig(iterations=1, warm_start_steps=400, seed=0), cost=COST)
+    assert art.meta["budget_ms"] == 30.0 and art.meta["price_per_10ms"] > 0.01 and art.meta["dual"]
+    pol = BanditPolicy.load(art.path, epsilon=0.0)
+    spent = np.mean([COST.plan_ms(pol.greedy(c.features, c.available)) for c in held_out])
+    print(f"\nbudget 30 ms: price found {art.meta['price_per_10ms']:.4f}, held-out greedy cost {spent:.1f} ms")
+    assert 20.0 <= spent <= 40.0
 
 
 # ---- (b) exact propensities, on real RLlib modules with hand-set output biases -------------------------
@@ -218,8 +237,9 @@ def test_propensities_are_exact(tmp_path, epsilon, available):
         assert (pb > 0) == reachable, (b, pb)
         if reachable:  # the formula, by hand
             mod = np.prod([probs[k, LEVELS.index(b[s])] for k, s in enumerate(PAIR) if s in available])
-            n = len(LEVELS) ** len(available) - 1
-            assert pb == pytest.approx((1 - epsilon) * mod / (1 - p_empty) + epsilon / n, rel=1e-9)
+            near = pol.space.near(pol.greedy(x, available), available)  # one strategy one level from greedy
+            near_p = 1 / len(near) if b in near else 0.0
+            assert pb == pytest.approx((1 - epsilon) * mod / (1 - p_empty) + epsilon * near_p, rel=1e-9)
     dist = pol.distribution(x, available)
     assert dist.ravel() == pytest.approx(p, abs=1e-15) and dist.sum() == pytest.approx(1.0, abs=1e-12)
     batched = pol.propensities(plans, np.repeat(x[None], len(plans), axis=0), [available] * len(plans))
@@ -245,7 +265,7 @@ def test_propensities_are_exact(tmp_path, epsilon, available):
 
 
 def test_all_mass_on_empty_falls_back_to_uniform(tmp_path):
-    pol = fresh_policy(tmp_path / "empty", ALL_EMPTY, epsilon=0.1, weight_scale=1.0)
+    pol = fresh_policy(tmp_path / "empty", ALL_EMPTY, epsilon=0.0, weight_scale=1.0)
     x = np.array([1.0, 0.0, -1.0], dtype=np.float32)
     assert (pol.probs(x)[:, 0] == 1.0).all()
     for available, n in ((("lexical", "dense"), 24), (("lexical",), 4)):

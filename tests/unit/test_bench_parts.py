@@ -1,12 +1,9 @@
-"""The bench's building blocks with known answers: memory's per-request list, and the headroom bounds."""
+"""The bench's building blocks with known answers: memory's per-request list, the frontier's
+Pareto set and paired dominance, the static cloud, and the drifting world."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-SYSTEMS = {"ltrr", "full_fanout", "rrf", "best_fixed", "oracle", "lexical", "dense", "memory", "popularity",
-           "structured", "explore"}
-KEYS = {"reward_last_quarter", "candidate_recall", "ndcg@10", "candidates_per_query", "p50_ms"}
 
 
 def test_with_memory_replaces_only_the_memory_hits():
@@ -23,51 +20,81 @@ def test_with_memory_replaces_only_the_memory_hits():
     assert got == {"a": {"lexical": 1, "memory": 2}, "c": {"memory": 1}}
 
 
-def _space2():
-    from rl.policy import ActionSpace
-    return ActionSpace(["a", "b"], levels=(0, 10))  # plans: empty, b, a, a+b (grid order)
+def point(name, costs, ndcg):
+    from ltrr.bench.frontier import Point
+    n = len(ndcg)
+    return Point(name, np.full(n, float(costs)), np.asarray(ndcg, dtype=float), np.zeros(n), np.ones(n))
 
 
-def test_per_query_cv_recovers_a_query_dependent_best_plan():
-    """Two kinds of query, each with its own best plan: the cross-validated per-query policy
-    finds both (reward 1 everywhere); the best fixed plan only serves one kind (0.5)."""
-    from ltrr.bench.headroom import bounds, per_query_cv
+def test_pareto_and_paired_dominance():
+    from ltrr.bench.frontier import best_within, dominated_by, pareto
 
-    space = _space2()
-    gains = np.zeros((400, 4))
-    keys = [("q0" if t % 2 else "q1", False) for t in range(400)]
-    for t, (k, _) in enumerate(keys):
-        gains[t, 1 if k == "q0" else 2] = 1.0  # q0 wants plan "b", q1 wants plan "a"
-    costs = np.zeros(4)
-    cv = per_query_cv(np.where(np.arange(4) == 0, -np.inf, gains - costs), keys)
-    assert cv.mean() == pytest.approx(1.0)
-    b = bounds(gains, costs, keys, space)
-    assert b["best_fixed"] == pytest.approx(0.5) and b["per_query_cv"] == pytest.approx(1.0)
-    assert b["headroom"] == pytest.approx(0.5) and b["oracle"] == pytest.approx(1.0)
-
-
-def test_headroom_is_zero_when_the_query_tells_nothing():
-    """Rewards that do not depend on the query: per-query choices only fit noise, so the
-    cross-validated estimate does not beat the best fixed plan (while the oracle does);
-    exploration prices and the depth gain follow from the table by hand."""
-    from ltrr.bench.headroom import bounds
-
-    space = _space2()
     rng = np.random.default_rng(0)
-    n = 4000
-    gains = np.zeros((n, 4))
-    gains[:, 1] = rng.random(n) < 0.5  # plan b finds the item half the time
-    gains[:, 2] = rng.random(n) < 0.6  # plan a 60 %
-    gains[:, 3] = np.maximum(gains[:, 1], gains[:, 2])
-    costs = np.array([0.0, 0.1, 0.0, 0.2])  # plans a and a+b are worth the same 0.6 on average
-    keys = [(f"q{t % 50}", False) for t in range(n)]
-    b = bounds(gains, costs, keys, space)
-    lq = gains[3 * n // 4:] - costs
-    assert b["best_fixed"] == pytest.approx(max(lq[:, 2].mean(), lq[:, 3].mean()), abs=1e-4)
-    in_sample = np.mean([lq[np.arange(len(lq)) % 50 == q, 1:].mean(axis=0).max() for q in range(50)])
-    assert in_sample > b["best_fixed"] + 0.01  # choosing per query in hindsight fits the noise
-    assert b["headroom"] <= 0.005  # choosing on the other half does not
-    assert b["oracle"] > b["best_fixed"] + 0.05
-    assert b["shadow_price_per_pct"] == pytest.approx((b["best_fixed"] - lq[:, 3].mean()) / 100, abs=1e-5)
-    assert b["epsilon_price_per_pct"] == pytest.approx((b["best_fixed"] - lq[:, 1:].mean()) / 100, abs=1e-5)
-    assert b["depth_gain"] == 0.0  # one non-zero level: top and lowest level coincide
+    base = rng.uniform(0.2, 0.8, 200)
+    cheap = point("cheap", 1.0, base)
+    mid = point("mid", 2.0, base + 0.05)  # better on every query: beyond any interval
+    worse = point("worse", 3.0, base + 0.02)
+    noisy = point("noisy", 1.5, base + rng.normal(0.0, 0.3, 200) * 0.1 + 0.001)  # a tie, within noise
+    assert [p.name for p in pareto([cheap, mid, worse, noisy])] in (["cheap", "noisy", "mid"], ["cheap", "mid"])
+    ours = point("ltrr", 2.5, base + 0.01)
+    got = dominated_by(ours, [cheap, mid, worse, noisy], rng)
+    assert [d["plan"] for d in got] == ["mid"] and got[0]["diff_ci"][0] > 0
+    assert dominated_by(point("ltrr", 1.9, base + 0.01), [cheap, mid, worse], rng) == []
+    best = best_within(point("ltrr", 2.5, base + 0.08), [cheap, mid, worse], rng)
+    assert best["plan"] == "mid" and best["gain"] == pytest.approx(0.03) and best["gain_ci"][0] > 0
+
+
+def test_static_cloud_is_the_uniform_grid_plus_mixed_plans():
+    from ltrr.bench.frontier import name_of, static_plans
+    from ltrr.bench.run import _parse
+    from retrievers import STRATEGIES
+
+    plans = static_plans(mixed=20, seed=1)
+    assert len(plans) == 63 * 4 + 20
+    assert all(name_of(p) == n and _parse(n) == p for n, p in plans.items())
+    full = {s: 100 for s in STRATEGIES}
+    assert name_of(full) in plans and len(set(map(name_of, plans.values()))) == len(plans)
+
+
+def test_world_drift_hides_new_items_and_fails_strategies():
+    from core.records import Candidate, Hit
+    from ltrr.bench.world import Drift, World, _new
+
+    class Memory:
+        def retrieve(self, q, k):
+            return []
+
+    class Index:
+        def load(self, name):
+            return Memory()
+
+    class Fanout:
+        def __init__(self, cands):
+            self.candidates = cands
+
+    items = [f"i{j}" for j in range(200)]
+    new = [i for i in items if _new(i, 0.2)]
+    assert 10 < len(new) < 70
+    cands = [Candidate(i, {"lexical": Hit(r, 1.0), "dense": Hit(r, 1.0)}) for r, i in enumerate(items, 1)]
+
+    class WL:
+        index = Index()
+        fanout = {"q": Fanout(cands)}
+
+    world = World(WL(), None, 0, Drift("new_items", at=10, new_share=0.2, reencode_after=5))
+    world.t = 0
+    before = world.full("q")
+    assert not {c.item_id for c in before} & set(new)
+    assert sorted(c.hits["lexical"].rank for c in before) == list(range(1, len(before) + 1))  # re-numbered
+    world.t = 12  # changed; dense not yet re-encoded
+    seen = {c.item_id: set(c.hits) for c in world.full("q")}
+    assert all(seen[i] == {"lexical"} for i in new)
+    world.t = 15
+    assert all({"lexical", "dense"} <= {s for s in c.hits} for c in world.full("q"))
+    fail = World(WL(), None, 0, Drift("failure", at=5, strategy="dense"))
+    fail.t = 6
+    assert fail.down() == {"dense"} and all("dense" not in c.hits for c in fail.lists("q", {"lexical": 10,
+                                                                                        "dense": 10}))
+    u1 = fail.clicks(3, items[:10], {i: 3 for i in items[:10]})
+    u2 = fail.clicks(3, items[:10], {i: 3 for i in items[:10]})
+    assert [(e.item_id, e.type) for e in u1] == [(e.item_id, e.type) for e in u2]  # the same user for every system

@@ -19,8 +19,17 @@ from rl.env import LoggedContext, ReplayBanditEnv
 from rl.experience import experience
 from rl.ope import doubly_robust
 from rl.policy import ActionSpace, FixedPolicy, PolicyContext
-from rl.reward import (RewardConfig, acted_items, gain_table, known_mask, plan_gain, plan_reward, returned_counts,
-                       reward_table, union_under_plan)
+from rl.reward import (
+    RewardConfig,
+    acted_items,
+    gain_table,
+    known_mask,
+    plan_gain,
+    plan_reward,
+    returned_counts,
+    reward_table,
+    union_under_plan,
+)
 from rl.reward_model import RewardModel
 
 CFG = RewardConfig(price_per_10ms=0.1)
