@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.paths import DASHBOARD_URL, StatePaths
 from retrievers import STRATEGIES
+from retrievers.base import MAX_QUERY_CHARS
 from rl.serving import PolicyArgs
 
 
@@ -64,6 +65,8 @@ class AppArgs(BaseModel):
     policy: PolicyArgs = Field(default_factory=PolicyArgs)
     load_shedding: LoadSheddingArgs = Field(default_factory=LoadSheddingArgs,
                                             description="queue bounds and the answer past them")
+    max_query_chars: int = Field(512, ge=16, le=MAX_QUERY_CHARS, description="/search refuses longer queries with "
+                                 "422 (offline evaluation has no such limit, only the strategies' sanity bound)")
     max_body_bytes: int = Field(65536, ge=1024, le=16 * 1024 * 1024, description="requests with a larger body are "
                                 "refused with 413 before they are parsed")
     admin_token: str | None = Field(None, description="bearer token of the /admin endpoints; unset = they refuse "

@@ -162,6 +162,9 @@ class Orchestrator:
 
     @api.post("/search", response_model=SearchResponse, responses={**LIMIT_DOCS, 503: {"description": SHED_DOC}})
     async def search(self, req: SearchRequest) -> SearchResponse:
+        if len(req.query) > self.args.max_query_chars:
+            raise HTTPException(422, f"query is {len(req.query)} characters long; this service's limit is "
+                                     f"{self.args.max_query_chars} (app config `max_query_chars`)")
         try:
             res = await self.pipeline.search(req.query, req.k, req.user_id, req.context)
         except Unavailable as exc:

@@ -21,7 +21,10 @@ from core.errors import BadRequest
 from core.model import Dataset
 from core.records import Candidate
 
-MAX_QUERY_CHARS = 512
+#: A sanity bound for every strategy, offline evaluation included: a whole argument (ArguAna's
+#: queries run to thousands of characters) must be answered, not refused. The HTTP API has
+#: its own, configurable and much smaller, limit (`deployments.config.AppArgs.max_query_chars`).
+MAX_QUERY_CHARS = 100_000
 MAX_K = 1000
 
 

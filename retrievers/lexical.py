@@ -50,6 +50,9 @@ class LexicalConfig(BaseModel):
                                   "query word; None: on when the schema has category fields")
 
 
+MAX_CLAUSES = 1000  # below Lucene's default BooleanQuery limit of 1,024
+
+
 class LexicalRetriever(Retriever):
     """BM25 over a pyserini Lucene index."""
 
@@ -122,11 +125,20 @@ class LexicalRetriever(Retriever):
             raise IndexError_(f"no lexical index at {out_dir} (run `ltrr index` first)")
         return cls(out_dir, json.loads(meta_path.read_text()))
 
+    def _bounded(self, text: str, fields: dict[str, float]) -> str:
+        """The query within Lucene's clause limit: a bag-of-words query has a clause per distinct
+        term and field, and Lucene refuses more than 1,024 (TooManyClauses). A longer query keeps
+        its first distinct words, with room for the analyzer splitting a word in two."""
+        cap = MAX_CLAUSES // max(1, len(fields)) // 2
+        words = list(dict.fromkeys(text.split()))
+        return text if len(words) <= cap else " ".join(words[:cap])
+
     def _retrieve(self, query: Query, k: int) -> list[Candidate]:
         prior = self.config.prior_weight if self.popularity else 0.0
         depth = max(k, self.config.prior_depth) if prior else k
         fields = {} if self.fields == {CONTENTS: 1.0} else self.fields
-        hits = self.searcher.search(self.expand(query.text), depth, fields=fields)
+        text = self._bounded(self.expand(self._bounded(query.text, fields)), fields)  # expansions stay bounded too
+        hits = self.searcher.search(text, depth, fields=fields)
         scored = [(h.docid, h.score + prior * math.log1p(self.popularity.get(h.docid, 0.0))) for h in hits]
         return ranked(scored, self.name, k)
 

@@ -1,4 +1,6 @@
-"""A tiny BEIR-layout directory written by tests: eight documents, three judged queries."""
+"""A tiny BEIR-layout directory written by tests: eight documents, four judged queries, one of
+them a whole argument of thousands of characters and over a thousand distinct words (as
+ArguAna's queries are), which offline evaluation must answer rather than die on."""
 from __future__ import annotations
 
 import json
@@ -14,9 +16,11 @@ DOCS = {
     "d7": ("Protein folding kinetics", "Folding rates of small proteins measured by stopped-flow experiments."),
     "d8": ("Panel flutter", "Aeroelastic panel flutter in supersonic flow and its suppression."),
 }
+LONG = ("Stagnation point heat transfer for blunt bodies at hypersonic speed matters because "
+        + " ".join(f"argument{j} claim{j % 97}" for j in range(1200)))
 QUERIES = {"q1": "supersonic flutter of wings", "q2": "turbulent boundary layer transition",
-           "q3": "influenza vaccine trial"}
-QRELS = {"q1": {"d1": 2, "d8": 1}, "q2": {"d2": 2, "d4": 1}, "q3": {"d5": 1}}
+           "q3": "influenza vaccine trial", "q4": LONG}
+QRELS = {"q1": {"d1": 2, "d8": 1}, "q2": {"d2": 2, "d4": 1}, "q3": {"d5": 1}, "q4": {"d3": 1}}
 
 
 def write_beir(root: Path, docs: dict = DOCS) -> Path:

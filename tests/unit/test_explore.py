@@ -7,7 +7,7 @@ import pytest
 
 from core.errors import BadRequest, IndexError_
 from core.model import Dataset, Item
-from retrievers.base import Query
+from retrievers.base import MAX_QUERY_CHARS, Query
 from retrievers.explore import ExploreRetriever, exploration_pool
 from tests.helpers.catalogue import SCHEMA, tiny_dataset
 
@@ -71,7 +71,7 @@ def test_no_popularity_means_whole_catalogue(tmp_path):
     assert len(got) == 4 and len(set(got) & {"t01", "t02", "t03", "t04", "t30"}) >= math.ceil(4 / 2)
 
 
-@pytest.mark.parametrize("query,k", [(Query(""), 5), (Query("x" * 513), 5), (Query("jazz"), 0),
+@pytest.mark.parametrize("query,k", [(Query(""), 5), (Query("x" * (MAX_QUERY_CHARS + 1)), 5), (Query("jazz"), 0),
                                      (Query("jazz", context={"explore_round": "x"}), 5)])
 def test_bad_requests(explore, query, k):
     with pytest.raises(BadRequest):

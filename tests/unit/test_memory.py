@@ -6,7 +6,7 @@ import json
 import pytest
 
 from core.errors import BadRequest, IndexError_
-from retrievers.base import Query
+from retrievers.base import MAX_QUERY_CHARS, Query
 from retrievers.memory import EVENT_WEIGHTS, MemoryRetriever
 from tests.helpers.catalogue import tiny_dataset
 
@@ -96,7 +96,7 @@ def test_update_rejects_bad_input(memory):
         memory.apply_event("love story", "t01", "stare")
 
 
-@pytest.mark.parametrize("text,k", [("", 5), ("   ", 5), ("x" * 513, 5), ("love", 0), ("love", 1001)])
+@pytest.mark.parametrize("text,k", [("", 5), ("   ", 5), ("x" * (MAX_QUERY_CHARS + 1), 5), ("love", 0), ("love", 1001)])
 def test_bad_requests(memory, text, k):
     with pytest.raises(BadRequest):
         memory.retrieve(Query(text=text), k)

@@ -5,7 +5,7 @@ import pytest
 
 from core.errors import BadRequest, IndexError_
 from core.model import Dataset, Item
-from retrievers.base import Query
+from retrievers.base import MAX_QUERY_CHARS, Query
 from retrievers.popularity import PopularityRetriever
 from tests.helpers.catalogue import SCHEMA, tiny_dataset
 
@@ -71,7 +71,7 @@ def test_no_popularity_orders_by_id(tmp_path):
     assert ids(r.retrieve("metal", 3)) == ["t16", "t17"]
 
 
-@pytest.mark.parametrize("text,k", [("", 5), ("x" * 513, 5), ("jazz", 0)])
+@pytest.mark.parametrize("text,k", [("", 5), ("x" * (MAX_QUERY_CHARS + 1), 5), ("jazz", 0)])
 def test_bad_requests(pop, text, k):
     with pytest.raises(BadRequest):
         pop.retrieve(text, k)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from core.errors import BadRequest, IndexError_
+from retrievers.base import MAX_QUERY_CHARS
 from retrievers.structured import StructuredRetriever
 from retrievers.understanding import QueryUnderstanding
 from tests.helpers.catalogue import tiny_dataset
@@ -81,7 +82,7 @@ def test_round_trip(tmp_path, structured):
                [(c.item_id, c.score) for c in structured.retrieve(q, 10)]
 
 
-@pytest.mark.parametrize("text,k", [("", 5), ("x" * 513, 5), ("jazz", 0), ("jazz", -1)])
+@pytest.mark.parametrize("text,k", [("", 5), ("x" * (MAX_QUERY_CHARS + 1), 5), ("jazz", 0), ("jazz", -1)])
 def test_bad_requests(structured, text, k):
     with pytest.raises(BadRequest):
         structured.retrieve(text, k)
