@@ -87,14 +87,17 @@ class CostModel(BaseModel):
     @classmethod
     def fit(cls, samples: Mapping[str, Iterable[tuple[int, float]]], ranker: Sequence[tuple[int, float]],
             call_overhead_ms: float = 1.0) -> CostModel:
-        """Medians per (strategy, budget) of timed calls, and a least-squares line through the
-        ranker's (candidates, ms) samples (intercept and slope clipped at 0)."""
+        """Medians per (strategy, budget) of timed calls (made non-decreasing in the budget), and a
+        least-squares line through the ranker's (candidates, ms) samples (clipped at 0)."""
         by: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
         for s, rows in samples.items():
             for b, ms in rows:
                 if b > 0:
                     by[s][int(b)].append(float(ms))
-        strategy_ms = {s: {b: round(statistics.median(v), 4) for b, v in sorted(lv.items())} for s, lv in by.items()}
+        strategy_ms = {}
+        for s, lv in by.items():  # a deeper budget costs at least what a shallower one does: running maximum
+            meds = np.maximum.accumulate([statistics.median(v) for _, v in sorted(lv.items())])
+            strategy_ms[s] = {b: round(float(m), 4) for b, m in zip(sorted(lv), meds)}
         base, per = 0.5, 0.01
         if len(ranker) >= 2 and len({n for n, _ in ranker}) >= 2:
             x = np.array([n for n, _ in ranker], dtype=float)

@@ -23,9 +23,10 @@ import ir_measures
 import numpy as np
 from ir_measures import nDCG
 
-from core.records import Candidate, within
-from ltrr.bench.workload import TOP, Workload, fan_out, ranked, with_memory
+from ltrr.bench.workload import TOP, Workload, fan_out, with_memory
+from ranking.features import PlanFeaturizer
 from ranking.fusion import rrf_sum
+from ranking.model import by_score
 from retrievers import STRATEGIES, Query
 from rl.cost import CostModel
 from rl.policy import LEVELS
@@ -89,24 +90,43 @@ class Heldout:
     def evaluate(self, name: str, plan_of: Callable[[str, str], Mapping[str, int]], cost: CostModel,
                  fused: bool = False) -> Point:
         """One system: `plan_of(qid, text)` gives its plan per query."""
-        run: dict[str, dict[str, float]] = {}
-        ms, rec, called = [], [], []
+        return self.evaluate_many({name: plan_of}, cost, {name} if fused else set())[name]
+
+    def evaluate_many(self, systems: Mapping[str, Callable[[str, str], Mapping[str, int]]], cost: CostModel,
+                      fused: set[str] = frozenset()) -> dict[str, Point]:
+        """Every system on every held-out query. Per query, each plan's candidates are featurized
+        as `ranking.model.rank` does (features are relative to the plan's own lists), and all
+        plans are scored in one ranker call: the same order as ranking each plan alone, without
+        paying the ranker's per-call overhead hundreds of times."""
+        runs: dict[str, dict[str, dict[str, float]]] = {n: {} for n in systems}
+        rows: dict[str, dict[str, list[float]]] = {n: {"ms": [], "rec": [], "called": []} for n in systems}
         for qid, text in self.queries:
-            plan = plan_of(qid, text)
-            cands: list[Candidate] = within(self.full[text], plan)
-            if fused:
-                order = [c.item_id for c in sorted(cands, key=lambda c: (-rrf_sum(c.hits), c.item_id))]
-            else:
-                order = ranked(self.wl, text, cands)[0] if cands else []
-            run[qid] = {i: float(10 - n) for n, i in enumerate(order[:10])} or {"__none__": 0.0}
             rel = {i for i, g in self.wl.heldout.qrels[qid].items() if g > 0}
-            rec.append(len(rel & {c.item_id for c in cands}) / len(rel))
-            ms.append(cost.plan_ms(plan, n_candidates=len(cands)))
-            called.append(sum(1 for b in plan.values() if b > 0))
+            plans = {n: dict(f(qid, text)) for n, f in systems.items()}
+            feats = PlanFeaturizer(text, self.full[text], self.wl.catalog)
+            done = {n: feats.of(p) for n, p in plans.items()}
+            got = {n: c for n, (c, _) in done.items()}
+            names = [n for n in systems if got[n] and n not in fused]
+            blocks = [done[n][1] for n in names]
+            scores = np.split(self.wl.ranker.predict(np.vstack(blocks)), np.cumsum([len(b) for b in blocks])[:-1]) \
+                if blocks else []
+            by_name = dict(zip(names, scores))
+            for n, cands in got.items():
+                if n in fused:
+                    order = [c.item_id for c in sorted(cands, key=lambda c: (-rrf_sum(c.hits), c.item_id))]
+                else:
+                    order = [i for i, _ in by_score(cands, by_name[n])] if cands else []
+                runs[n][qid] = {i: float(10 - k) for k, i in enumerate(order[:10])} or {"__none__": 0.0}
+                rows[n]["rec"].append(len(rel & {c.item_id for c in cands}) / len(rel))
+                rows[n]["ms"].append(cost.plan_ms(plans[n], n_candidates=len(cands)))
+                rows[n]["called"].append(sum(1 for b in plans[n].values() if b > 0))
         qrels = {q: self.wl.heldout.qrels[q] for q, _ in self.queries}
-        per = {m.query_id: m.value for m in ir_measures.iter_calc([nDCG @ 10], qrels, run)}
-        ndcg = np.array([per.get(q, 0.0) for q, _ in self.queries])
-        return Point(name, np.array(ms), ndcg, np.array(rec), np.array(called, dtype=float))
+        out = {}
+        for n in systems:
+            per = {m.query_id: m.value for m in ir_measures.iter_calc([nDCG @ 10], qrels, runs[n])}
+            ndcg = np.array([per.get(q, 0.0) for q, _ in self.queries])
+            out[n] = Point(n, np.array(rows[n]["ms"]), ndcg, np.array(rows[n]["rec"]), np.array(rows[n]["called"]))
+        return out
 
 
 def pareto(points: list[Point]) -> list[Point]:

@@ -57,8 +57,8 @@ def frontier(wl: Workload, svc, cost: CostModel, cfg: BenchConfig, work_dir: Pat
     rng = np.random.default_rng(cfg.stream.seed)
     held = Heldout(wl, svc.world.memory, cfg.heldout_max, progress)
     plans = static_plans(cfg.mixed_plans, cfg.stream.seed)
-    statics = [held.evaluate(name, lambda q, t, p=p: p, cost) for name, p in
-               tqdm(plans.items(), desc=f"{wl.name}: static plans", unit="plan", disable=not progress)]
+    got = held.evaluate_many({name: (lambda q, t, p=p: p) for name, p in plans.items()}, cost)
+    statics = [got[name] for name in plans]
     full = held.evaluate("full_fanout", lambda q, t: {s: TOP for s in STRATEGIES}, cost)
     rrf = held.evaluate("rrf", lambda q, t: {s: (TOP if s in ("lexical", "dense") else 0) for s in STRATEGIES}, cost,
                         fused=True)

@@ -90,7 +90,8 @@ class BenchService:
             await res.shadow_task  # off the user's path; awaited here only to keep the bench sequential
         return res
 
-    async def feedback(self, request_id: str, events: list[EventRecord]) -> None:
+    async def act(self, request_id: str, events: list[EventRecord]) -> None:
+        """The user's events on a request, to the feedback store (as /feedback does)."""
         if events:
             await self.feedback.add_events(request_id, events)
             self.events.setdefault(request_id, []).extend(events)

@@ -108,7 +108,7 @@ def run_stream(wl: Workload, world: World, cfg: StreamConfig, reward: RewardConf
         res = asyncio.run(svc.search(text, users[t], T0 + 3.0 * t))
         shown = [i for i, _ in res.ranked]
         events = world.clicks(t, shown, qrels)
-        asyncio.run(svc.feedback(res.request_id, [EventRecord(event_id=f"{res.request_id}-{j}",
+        asyncio.run(svc.act(res.request_id, [EventRecord(event_id=f"{res.request_id}-{j}",
                                                         request_id=res.request_id, item_id=e.item_id,
                                                         type=e.type, position=e.position, ts=T0 + 3.0 * t + 1)
                                             for j, e in enumerate(events)]))

@@ -239,3 +239,29 @@ def test_too_few_clicks_is_refused(tmp_path):
     with pytest.raises(ValueError, match="3 request"):
         train_from_clicks(reqs, evs, CATALOG, RankerTrainConfig(progress=False), tmp_path)
     assert list_versions(tmp_path) == []
+
+
+def test_plan_featurizer_equals_featurizing_each_sub_plan():
+    """The bench's vectorised sub-plan features are exactly `featurize` of the plan's candidates."""
+    import numpy as np
+
+    from core.model import Item
+    from core.records import Candidate, Hit, within
+    from ranking.features import PlanFeaturizer, featurize
+    from retrievers import STRATEGIES
+
+    rng = np.random.default_rng(4)
+    catalog = {f"i{j}": Item(id=f"i{j}", fields={"title": f"song {j}", "artist": "a"}, popularity=float(j))
+               for j in range(80)}
+    cands = []
+    for j in range(80):
+        hits = {s: Hit(int(rng.integers(1, 101)), float(rng.normal())) for s in STRATEGIES if rng.random() < 0.35}
+        if hits:
+            cands.append(Candidate(f"i{j}", hits))
+    feats = PlanFeaturizer("song 7", cands, catalog)
+    for _ in range(50):
+        plan = {s: int(rng.choice([0, 10, 25, 50, 100])) for s in STRATEGIES}
+        got, X = feats.of(plan)
+        want = within(cands, plan)
+        assert [c.item_id for c in got] == [c.item_id for c in want]
+        assert np.array_equal(X, featurize("song 7", want, catalog))
