@@ -14,7 +14,7 @@ import sys
 
 from ltrr.cli import QUICK
 
-NAME = "builtin-music-demo-n-tracks-600"
+NAME = "music-demo-n-tracks-600"
 ROW = {"cost_ms", "strategies", "ndcg@10", "recall"}
 
 
