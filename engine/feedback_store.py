@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 REQUESTS, EVENTS = "requests.jsonl", "events.jsonl"
 _EXPORT = re.compile(r"^(requests|events)-shard(\d+)\.parquet$")
 MemoryUpdate = tuple[int, str, str, float]  # (seq, normalized query, item_id, weight)
-_STATE = ("_requests", "_event_ids", "_stats", "_updates", "_update_seqs")  # what a snapshot holds
+_STATE = ("_requests", "_completed", "_event_ids", "_stats", "_updates", "_update_seqs")  # what a snapshot holds
 
 
 class UnknownRequest(KeyError):
