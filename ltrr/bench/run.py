@@ -5,8 +5,9 @@
 2. Stream: ltrr serves `requests` simulated requests through the service's pipeline and
    retrains online (`ltrr.bench.stream`).
 3. Frontier: the static cloud, full fan-out and RRF on the held-out queries; ltrr trained
-   on the stream's logs (all of them, `rl.experience`) at `budget_shares` of full fan-out's
-   cost, each a price found by the trainer's dual ascent, serving its greedy plan
+   on the stream's logs (all of them, `rl.experience`) at budgets spread by `budget_shares`
+   between the cheapest static plan's cost and full fan-out's, each a price found by the
+   trainer's dual ascent, serving its greedy plan
    (`ltrr.bench.frontier`).
 4. Drift (on `drift_workloads`): a fresh stream per scenario with the change half-way;
    ltrr against the frontier's plans scored on the same users (`ltrr.bench.world`).
@@ -40,8 +41,9 @@ class BenchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     stream: StreamConfig = Field(default_factory=StreamConfig)
     reward: RewardConfig = Field(default_factory=RewardConfig)
-    budget_shares: tuple[float, ...] = Field((0.1, 0.2, 0.35, 0.5, 0.75), description="ltrr's frontier points: mean "
-                                             "compute budgets as shares of full fan-out's cost")
+    budget_shares: tuple[float, ...] = Field((0.05, 0.15, 0.3, 0.5, 0.75), description="ltrr's frontier points: mean "
+                                             "compute budgets, each the cheapest static plan's cost plus this share "
+                                             "of the way to full fan-out's cost")
     mixed_plans: int = Field(120, ge=0, description="mixed-level static plans added to the 252 uniform ones")
     cost_queries: int = Field(30, ge=2, description="queries timed per strategy and budget")
     call_overhead_ms: float = Field(1.0, ge=0, description="cost of one remote call, added per called strategy")
@@ -67,8 +69,9 @@ def frontier(wl: Workload, svc, cost: CostModel, cfg: BenchConfig, work_dir: Pat
     features = {t: svc.featurizer.featurize(t, asyncio.run(svc.feedback.history(f"user-{n % cfg.stream.users}", t)))
                 for n, (_, t) in enumerate(held.queries)}
     points, rows = [], []
+    cheapest = min(float(s.cost_ms.mean()) for s in statics)
     for share in cfg.budget_shares:
-        budget = float(share * full.cost_ms.mean())
+        budget = cheapest + share * (float(full.cost_ms.mean()) - cheapest)
         art = train_bandit(exp.contexts, list(STRATEGIES), work_dir / "frontier", f"budget-{share:g}",
                            reward=cfg.reward.model_copy(update={"budget_ms": budget}), ppo=cfg.stream.ppo,
                            feature_names=FEATURE_NAMES, cost=cost)
