@@ -91,8 +91,10 @@ def estimate(policy: Policy, logs: Sequence[LoggedDecision], space: ActionSpace,
         if d.table is not None:
             exact.append(v_hat[-1])
     t = np.array(target)
-    out = {"ips": ips(r, p, t, max_weight), "snips": snips(r, p, t, max_weight),
+    out = {"ips": ips(r, p, t, max_weight),
            "dr": doubly_robust(r, p, t, np.array(q_hat), np.array(v_hat), max_weight)}
+    if t.sum() > 0:  # SNIPS is undefined when the policy gives every logged plan probability 0, which
+        out["snips"] = snips(r, p, t, max_weight)  # near-greedy exploration makes common; the rest stand
     if len(exact) >= 2:
         z = np.array(exact)
         se = float(z.std(ddof=1)) / np.sqrt(len(z))
@@ -115,7 +117,7 @@ def gate(candidate: Policy, serving: Policy, logs: Sequence[LoggedDecision], spa
     JSON-able record of the decision."""
     cand = estimate(candidate, logs, space, q)
     serv = estimate(serving, logs, space, q)
-    estimator = estimator or ("shadow" if "shadow" in cand else "dr")
+    estimator = estimator or ("shadow" if "shadow" in cand and "shadow" in serv else "dr")
     verdict = compare(cand[estimator], serv[estimator], tolerance)
     return {"promote": bool(verdict["not_worse"]), "estimator": estimator, "n_logs": len(logs),
             "candidate": {k: _row(v) for k, v in cand.items()}, "serving": {k: _row(v) for k, v in serv.items()},
