@@ -190,9 +190,9 @@ def _scale(args: argparse.Namespace) -> int:
     return 0
 
 
-QUICK = {"workloads": ["builtin:music-demo?n_tracks=600"], "requests": 400, "retrain_every": 200,
-         "ppo_iterations": 1, "drift_requests": 300, "heldout_max": 120, "mixed_plans": 30, "cost_queries": 8,
-         "budget_shares": (0.1, 0.3, 0.6, 0.9)}
+QUICK = {"workloads": ["builtin:music-demo?n_tracks=600"], "requests": 300, "retrain_every": 150,
+         "ppo_iterations": 1, "drift_requests": 200, "heldout_max": 60, "mixed_plans": 10, "cost_queries": 5,
+         "budget_shares": (0.1, 0.4, 0.8)}
 
 
 def _bench(args: argparse.Namespace) -> int:
