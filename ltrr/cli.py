@@ -214,7 +214,8 @@ def _bench(args: argparse.Namespace) -> int:
                                "heldout_max": quick.get("heldout_max"), "mixed_plans": quick.get("mixed_plans"),
                                "cost_queries": quick.get("cost_queries"),
                                "budget_shares": quick.get("budget_shares"),
-                               "scenarios": tuple(args.scenarios.split(",")) if args.scenarios else None}.items()
+                               "scenarios": tuple(args.scenarios.split(",")) if args.scenarios else None,
+                               "drift_workloads": args.drift_workloads}.items()
              if v is not None}
     cfg = BenchConfig(stream=StreamConfig(**stream), **bench)
     out = run_bench(workloads, cfg, Path(args.state), Path(args.out), Path(args.data) if args.data else None,
@@ -364,6 +365,7 @@ def parser() -> argparse.ArgumentParser:
     bn.add_argument("--retrain-every", type=int, help="retrain the bandit every N requests of the stream")
     bn.add_argument("--drift-requests", type=int, help="requests per drift scenario stream")
     bn.add_argument("--scenarios", help="comma-separated drift scenarios (default: all)")
+    bn.add_argument("--drift-workloads", type=int, help="run the drift scenarios on the first N workloads (default 1)")
     bn.add_argument("--seed", type=int, help="seed of the streams, the users and the policies")
     bn.add_argument("--ppo-iterations", type=int, help="PPO iterations per training, after the warm start")
     bn.add_argument("--state", default="state/bench", help="indexes, rankers and bandits of the bench")
