@@ -41,6 +41,7 @@ connection is reused and left alone); a Ray instance started here is shut down a
 """
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import tempfile
@@ -186,6 +187,8 @@ def train_bandit(contexts: list[LoggedContext], strategies: list[str], out_dir: 
         if algo is not None:
             algo.stop()
         _SESSIONS.pop(session, None)
+        algo = None
+        gc.collect()  # RLlib's algorithm holds reference cycles: without this a bench of many trainings grew by GBs
         torch.set_num_threads(threads)
         if started_ray:
             ray.shutdown()
