@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ class BenchConfig(BaseModel):
 def frontier(wl: Workload, svc, cost: CostModel, cfg: BenchConfig, work_dir: Path, progress: bool
              ) -> tuple[dict[str, Any], list[Point]]:
     rng = np.random.default_rng(cfg.stream.seed)
+    shutil.rmtree(work_dir / "frontier", ignore_errors=True)  # an earlier run's artifacts (train_bandit never overwrites)
     held = Heldout(wl, svc.world.memory, cfg.heldout_max, progress)
     plans = static_plans(cfg.mixed_plans, cfg.stream.seed)
     got = held.evaluate_many({name: (lambda q, t, p=p: p) for name, p in plans.items()}, cost)
