@@ -170,7 +170,15 @@ def featurize(query: str, cands: Sequence[Candidate], catalog: Mapping[str, Item
             x[c_xfrac] = len(q_toks & info.all_tokens) / n_q
             x[c_texact] = 1.0 if q_norm == info.title else 0.0
             x[c_eexact] = 1.0 if q_norm in info.entities else 0.0
+    return _relative_scores(X)
+
+
+def _relative_scores(X: np.ndarray) -> np.ndarray:
+    """Fill each strategy's score_gap and score_rel columns relative to the candidates in X that
+    it found (in place; returns X)."""
     for c_score, c_gap, c_rel in _RELATIVE_COLS:
+        X[:, c_gap] = 0.0
+        X[:, c_rel] = 0.0
         found = X[:, c_score - 2] > 0
         if not found.any():
             continue
@@ -208,15 +216,5 @@ class PlanFeaturizer:
             X[~M[:, k], 3 * k:3 * k + 3] = 0.0
         X[:, _COL["n_found"]] = M.sum(axis=1)
         X[:, _COL["rrf"]] = np.where(M, 1.0 / (RRF_K + np.where(M, R, 1.0)), 0.0).sum(axis=1)
-        for c_score, c_gap, c_rel in _RELATIVE_COLS:
-            X[:, c_gap] = 0.0
-            X[:, c_rel] = 0.0
-            found = X[:, c_score - 2] > 0
-            if not found.any():
-                continue
-            scores = X[found, c_score]
-            top, low = scores.max(), scores.min()
-            X[found, c_gap] = scores - top
-            X[found, c_rel] = (scores - low) / (top - low) if top > low else 1.0
-        cands = [c for c in (self.cands[i].within(budgets) for i in rows) if c is not None]
-        return cands, X
+        # every selected row has a hit within the budget, so `within` never drops one here
+        return [self.cands[i].within(budgets) for i in rows], _relative_scores(X)

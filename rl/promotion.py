@@ -39,15 +39,7 @@ import numpy as np
 from rl.ope import Z95, Estimate, compare, doubly_robust, ips, snips
 from rl.policy import ActionSpace, Policy, PolicyContext
 
-HOLDOUT = 0.25  # share of the newest shadow contexts kept out of training for the gate
-
-
-def holdout_split(n_shadow: int, min_train: int, share: float = HOLDOUT) -> int:
-    """How many of the newest `n_shadow` shadow contexts to keep out of training: `share`
-    of them, or 0 when fewer than `min_train` would be left to train on (the gate's
-    estimate is then in-sample, and the caller records that)."""
-    n_hold = int(n_shadow * share)
-    return n_hold if n_shadow - n_hold >= min_train else 0
+HOLDOUT = 0.25  # share of the newest logged requests kept out of training for the gate
 
 
 @dataclass

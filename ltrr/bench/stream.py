@@ -26,7 +26,7 @@ from tqdm import tqdm
 from core.records import EventRecord
 from ltrr.bench.service import BenchService
 from ltrr.bench.workload import Workload, fan_out, ranked
-from ltrr.bench.world import World, _new, query_kind
+from ltrr.bench.world import World, is_new, query_kind
 from rl.policy import DEFAULT_BUDGETS
 from rl.reward import RewardConfig, plan_reward
 from rl.serving import PolicyArgs
@@ -63,7 +63,7 @@ def pools(wl: Workload, drift: Any) -> tuple[list[tuple[str, str]], list[tuple[s
     if drift is None or drift.scenario in ("latency", "failure"):
         return judged, judged
     if drift.scenario == "new_items":
-        fresh = [(q, t) for q, t in judged if any(g > 0 and _new(i, drift.new_share)
+        fresh = [(q, t) for q, t in judged if any(g > 0 and is_new(i, drift.new_share)
                                                   for i, g in wl.traffic.qrels[q].items())]
         return judged, fresh if len(fresh) >= 5 else judged
     kinds = sorted({query_kind(wl, q, t) for q, t in judged})

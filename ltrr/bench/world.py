@@ -47,7 +47,8 @@ class Drift:
     factor: float = 3.0  # latency: how much slower
 
 
-def _new(item_id: str, share: float) -> bool:
+def is_new(item_id: str, share: float) -> bool:
+    """Whether an item belongs to the share of the catalogue a new_items drift holds back."""
     return int(hashlib.md5(item_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < share
 
 
@@ -67,6 +68,7 @@ class World:
         self.memory = wl.index.load("memory")  # a fresh copy: learns from this stream's clicks only
         self.clicker = ClickModel(seed=seed)
         self.t = 0
+        self._full: tuple[int, str, list[Candidate]] | None = None  # (t, text, lists): one request's world
 
     # -- the state of the world at request t --------------------------------------------------------
     def changed(self) -> bool:
@@ -87,7 +89,7 @@ class World:
     def hidden(self, strategy: str, item_id: str) -> bool:
         """New items before they are visible to `strategy`."""
         d = self.drift
-        if d is None or d.scenario != "new_items" or not _new(item_id, d.new_share):
+        if d is None or d.scenario != "new_items" or not is_new(item_id, d.new_share):
             return False
         if not self.changed():
             return True
@@ -95,7 +97,14 @@ class World:
 
     def full(self, text: str) -> list[Candidate]:
         """Every strategy's top-100 list for `text` now: the cached fan-out, memory's live list,
-        new items filtered out where the strategy does not see them yet (ranks re-numbered)."""
+        new items filtered out where the strategy does not see them yet (ranks re-numbered).
+        Built once per request: every strategy call and every compared plan of request t reads it."""
+        if self._full is not None and self._full[:2] == (self.t, text):
+            return self._full[2]
+        self._full = (self.t, text, self._build(text))
+        return self._full[2]
+
+    def _build(self, text: str) -> list[Candidate]:
         fo = self.wl.fanout[text]
         cands = with_memory(fo.candidates, self.memory.retrieve(Query(text=text), TOP))
         if self.drift is None or self.drift.scenario != "new_items":
@@ -123,3 +132,4 @@ class World:
         """The memory strategy learns what users acted on (as its replicas do in the service)."""
         for e in events:
             self.memory.apply_event(text, e.item_id, e.type)
+        self._full = None  # memory's list changed

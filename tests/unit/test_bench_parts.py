@@ -58,7 +58,7 @@ def test_static_cloud_is_the_uniform_grid_plus_mixed_plans():
 
 def test_world_drift_hides_new_items_and_fails_strategies():
     from core.records import Candidate, Hit
-    from ltrr.bench.world import Drift, World, _new
+    from ltrr.bench.world import Drift, World, is_new
 
     class Memory:
         def retrieve(self, q, k):
@@ -73,7 +73,7 @@ def test_world_drift_hides_new_items_and_fails_strategies():
             self.candidates = cands
 
     items = [f"i{j}" for j in range(200)]
-    new = [i for i in items if _new(i, 0.2)]
+    new = [i for i in items if is_new(i, 0.2)]
     assert 10 < len(new) < 70
     cands = [Candidate(i, {"lexical": Hit(r, 1.0), "dense": Hit(r, 1.0)}) for r, i in enumerate(items, 1)]
 

@@ -150,12 +150,3 @@ def test_compare(logs):
     with pytest.raises(ValueError):
         compare(opt["ips"], uni["ips"], tolerance=-1)
 
-
-def test_holdout_split_keeps_the_newest_quarter_unless_training_would_starve():
-    from rl.promotion import holdout_split
-
-    assert holdout_split(100, 20) == 25  # train on the older 75, judge on the newest 25
-    assert holdout_split(26, 20) == 6  # 26 - 6 = 20 left: enough
-    assert holdout_split(25, 20) == 0  # 25 - 6 = 19 left: too few, so nothing is held out
-    assert holdout_split(0, 20) == 0
-    assert holdout_split(100, 20, share=0.5) == 50
