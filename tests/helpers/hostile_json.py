@@ -22,10 +22,14 @@ KINDS = ("raw UTF-8 text", "\\uXXXX escapes (lower and upper hex)", "surrogate-p
 chars = st.characters(min_codepoint=0, max_codepoint=0x10FFFF)  # every code point, surrogates included
 
 
+# what a valid field may hold: every code point but lone surrogates (unencodable, so 422)
+encodable = st.characters(min_codepoint=0, max_codepoint=0x10FFFF, exclude_categories=("Cs",))
+
+
 @st.composite
-def json_char(draw) -> str:
-    """One character as JSON text, in a form chosen by hypothesis."""
-    c = draw(chars)
+def json_char(draw, alphabet: st.SearchStrategy[str] = chars) -> str:
+    """One character of `alphabet` as JSON text, in a form chosen by hypothesis."""
+    c = draw(alphabet)
     cp = ord(c)
     forms = ["u", "U"]
     if c in SHORT:
@@ -45,9 +49,11 @@ def json_char(draw) -> str:
     return f"\\u{cp:04x}" if form == "u" else f"\\u{cp:04X}"
 
 
-def json_string(min_size: int = 0, max_size: int = 40) -> st.SearchStrategy[str]:
+def json_string(min_size: int = 0, max_size: int = 40,
+                alphabet: st.SearchStrategy[str] = chars) -> st.SearchStrategy[str]:
     """A JSON string literal (with its quotes)."""
-    return st.lists(json_char(), min_size=min_size, max_size=max_size).map(lambda cs: '"' + "".join(cs) + '"')
+    return st.lists(json_char(alphabet), min_size=min_size, max_size=max_size).map(
+        lambda cs: '"' + "".join(cs) + '"')
 
 
 def plain_string(words: list[str]) -> st.SearchStrategy[str]:
@@ -94,6 +100,26 @@ def search_body(draw, words: list[str]) -> str:
         pairs.append(('"k"', draw(field(st.one_of(json_number, st.integers(1, 100).map(str))))))
     if draw(st.integers(0, 9)) == 0:
         pairs.append((draw(json_string(max_size=8)), draw(json_value)))
+    return _obj(draw(st.permutations(pairs)))
+
+
+@st.composite
+def accepted_search_body(draw, words: list[str]) -> str:
+    """A /search body the schema accepts, whose strings still take every escape form and any
+    encodable code point: a real word leads the query (so it is never blank), and the context
+    holds hostile keys and text. Sent beside `search_body`, so that a short run still stores
+    many requests with hostile text for the export and training that follow."""
+    tail = draw(json_string(max_size=20, alphabet=encodable))[1:-1]
+    pairs = [('"query"', json.dumps(draw(st.sampled_from(words)))[:-1] + tail + '"')]
+    if draw(st.booleans()):
+        pairs.append(('"user_id"', draw(json_string(min_size=1, max_size=20, alphabet=encodable))))
+    if draw(st.booleans()):
+        keys = draw(st.lists(json_string(min_size=1, max_size=10, alphabet=encodable), max_size=4,
+                             unique_by=lambda k: json.loads(k)))
+        ctx = [(k, draw(st.one_of(json_string(alphabet=encodable), st.integers(-10 ** 6, 10 ** 6).map(str))))
+               for k in keys if json.loads(k) != "ts"]
+        pairs.append(('"context"', _obj(ctx)))
+    pairs.append(('"k"', str(draw(st.integers(1, 100)))))
     return _obj(draw(st.permutations(pairs)))
 
 
