@@ -22,6 +22,7 @@ from deployments.metrics import FeedbackMetrics
 from engine.erasure import EraseCounts
 from engine.feedback_stats import FeedbackTotals
 from engine.feedback_store import AddResult, ExportCounts, FeedbackShard, MemoryUpdate, shard_of
+from engine.history_feed import HistoryDelta
 from rl.features import History
 
 NAMESPACE = "ltrr"
@@ -59,6 +60,9 @@ class FeedbackActor:
 
     def context_history(self, user_id: str | None, query: str) -> History:
         return self.store.context_history(user_id, query)
+
+    def history_delta(self, instance: str | None, since: int) -> HistoryDelta:
+        return self.store.history_delta(instance, since)
 
     def export(self, out_dir: str) -> ExportCounts:
         return self.store.export(Path(out_dir))
@@ -100,6 +104,9 @@ class RayFeedback:
 
     async def history(self, user_id: str | None, query: str) -> History:
         return History.merge([await ref for ref in [a.context_history.remote(user_id, query) for a in self.actors]])
+
+    async def history_delta(self, shard: int, instance: str | None, since: int) -> HistoryDelta:
+        return await self.actors[shard].history_delta.remote(instance, since)
 
     async def totals(self) -> FeedbackTotals:
         return FeedbackTotals.merge([await ref for ref in [a.stats.remote() for a in self.actors]])

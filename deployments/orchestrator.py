@@ -1,14 +1,20 @@
 """The orchestrator: the HTTP ingress (FastAPI) of ltrr's serve and feedback paths.
 
-/search: ask the policy for a plan, fan out concurrently (each strategy with its own
-timeout) to the strategy deployments through DeploymentHandles, union the candidates
-with their provenance, rank them on the ranker deployment, log the request durably to
-its feedback shard, answer. A failed or slow strategy degrades the answer (it is named
+/search: ask the policy for a plan (context history from this replica's snapshot,
+refreshed in the background: engine/history_feed.py), fan out concurrently (each strategy
+with its own timeout) to the strategy deployments through DeploymentHandles, union the
+candidates with their provenance, rank them on the ranker deployment, answer, and log the
+request durably to its feedback shard after the answer: one remote call per strategy,
+one to the ranker and one log write, none waited on twice. A failed or slow strategy degrades the answer (it is named
 in `failed_strategies`) instead of failing it; so does a failed ranker (the fused order
 is served).
 
 /feedback: route the events to the request's shard, which stores them with fsync
-before this answers 202; unknown request ids are refused with 404. Past
+before this answers 202; unknown request ids are refused with 404. Feedback first waits
+for its request's log write if this replica still has it in flight, and an id the shard
+does not know yet is retried for `UNKNOWN_GRACE_S` (another replica's write may be on its
+way), so feedback is acknowledged only for durable requests, and never refused for one
+whose log is merely late. Past
 `load_shedding.feedback_max_in_flight` calls waiting on the actors, /feedback answers 503
 (or 429) with Retry-After and stores nothing, so the actors' queues stay bounded.
 
@@ -19,6 +25,7 @@ the configured 429) with Retry-After, never 500. Bodies over `max_body_bytes` ge
 # No `from __future__ import annotations` here: FastAPI reads the endpoint annotations
 # at runtime to tell request bodies from query parameters.
 import asyncio
+import contextlib
 import logging
 import math
 import re
@@ -55,16 +62,19 @@ from deployments.schemas import (
 )
 from engine.entities import CARD_ITEMS, EntityHit, EntityIndex
 from engine.feedback_store import BadEvent, UnknownRequest
+from engine.history_feed import HistorySnapshot
 from engine.pipeline import Overloaded, RetrieveFn, SearchPipeline, Unavailable
 from retrievers.base import Query
 from retrievers.index import IndexHandle
-from rl.features import ContextFeaturizer, History
+from rl.features import ContextFeaturizer
 from rl.policy import Policy
 from rl.serving import build_policy
 
 log = logging.getLogger("ray.serve")
-HISTORY_TIMEOUT_S = 0.25
+HISTORY_TIMEOUT_S = 0.25  # the first request of a replica waits this long for its first history snapshot
+UNKNOWN_GRACE_S = 0.5  # feedback naming a request the shard does not know yet is retried this long
 _JOB_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_OUR_REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{22}$")  # secrets.token_urlsafe(16), as the pipeline draws them
 PERSONAL_STATS = {"users", "query_clicks"}  # FeedbackTotals fields that name users or their queries
 
 api = FastAPI(title="ltrr", version="0.1.0",
@@ -98,11 +108,13 @@ class Orchestrator:
         self.metrics = ServeMetrics()
         self.feedback = RayFeedback.create(self.args.paths.feedback, self.args.feedback_shards)
         self.feedback_in_flight = 0  # /feedback calls waiting on the actors (load_shedding.feedback_max_in_flight)
+        self.history = HistorySnapshot(self.feedback.n_shards)
+        self._history_task: asyncio.Task | None = None
         self.pipeline = SearchPipeline(
             {name: self._retrieve_fn(handle) for name, handle in retrievers.items()},
             self._rank, self.feedback.log_request, self._policy("fixed"),
             self.args.strategy_timeout_ms / 1000, self.args.ranker_timeout_ms / 1000, self.args.circuit_cooldown_s,
-            context_fn=self._features, retry_after_s=self.args.load_shedding.retry_after_s)
+            context_fn=self._features, retry_after_s=self.args.load_shedding.retry_after_s, log_in_background=True)
 
     def _policy(self, version: str, bandit_dir: str | None = None) -> Policy:
         return build_policy(self.args.policy, list(self.retrievers), version,
@@ -125,14 +137,29 @@ class Orchestrator:
         log.info("orchestrator: now serving policy %s", policy.version)
 
     async def _features(self, query: str, user_id: str | None, context: dict) -> np.ndarray:
-        """Context features; history from every feedback shard (each holds a slice of the traffic),
-        or none if they do not answer within HISTORY_TIMEOUT_S."""
-        try:
-            history = await asyncio.wait_for(self.feedback.history(user_id, query), HISTORY_TIMEOUT_S)
-        except Exception:
-            history = History()
+        """Context features; the history comes from this replica's snapshot of every feedback
+        shard, no remote call (the first request waits up to HISTORY_TIMEOUT_S for a first copy)."""
+        if self._history_task is None:
+            self._history_task = asyncio.get_running_loop().create_task(self._refresh_history())
+        if not self.history.refreshes:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._refresh_once(), HISTORY_TIMEOUT_S)
         ts = context.get("ts") if isinstance(context.get("ts"), (int, float)) else None
-        return self.featurizer.featurize(query, history, ts)
+        return self.featurizer.featurize(query, self.history.history(user_id, query), ts)
+
+    async def _refresh_once(self) -> None:
+        for shard in range(self.feedback.n_shards):
+            self.history.apply(shard, await self.feedback.history_delta(shard, *self.history.cursor(shard)))
+        self.history.refreshes += 1
+
+    async def _refresh_history(self) -> None:
+        """Pull what changed in every shard's history, every `history_refresh_s`, forever."""
+        while True:
+            try:
+                await asyncio.wait_for(self._refresh_once(), 10)
+            except Exception as exc:  # keep serving from the last copy; try again next round
+                log.warning("orchestrator: context history refresh failed: %r", exc)
+            await asyncio.sleep(self.args.history_refresh_s)
 
     def _admin(self, authorization: str | None) -> None:
         token = self.args.admin_token
@@ -230,13 +257,28 @@ class Orchestrator:
                               position=e.position, ts=e.ts if e.ts is not None else now)
                   for e in req.events]
         try:
-            res = await self.feedback.add_events(req.request_id, events)
+            res = await self._add_events(req.request_id, events)
         except UnknownRequest:
             raise HTTPException(404, f"unknown request_id {req.request_id!r}: feedback must quote the request_id "
                                      "that /search returned") from None
         except BadEvent as exc:
             raise HTTPException(422, str(exc.args[0] if exc.args else exc)) from None
         return FeedbackResponse(request_id=req.request_id, accepted=res.accepted, duplicates=res.duplicates)
+
+    async def _add_events(self, request_id: str, events: list[EventRecord]):
+        """Store the events once their request is durable (see the module docstring)."""
+        with contextlib.suppress(Exception):  # a failed write: the shard does not know it, and says so
+            await self.pipeline.logged(request_id)
+        deadline = time.monotonic() + UNKNOWN_GRACE_S
+        wait = 0.01
+        while True:
+            try:
+                return await self.feedback.add_events(request_id, events)
+            except UnknownRequest:
+                if not _OUR_REQUEST_ID.match(request_id) or time.monotonic() + wait > deadline:
+                    raise
+                await asyncio.sleep(wait)
+                wait *= 2
 
     @api.get("/healthz")
     async def healthz(self) -> dict:

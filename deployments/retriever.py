@@ -21,6 +21,9 @@ from retrievers import Query
 from retrievers.index import IndexHandle
 
 log = logging.getLogger("ray.serve")
+# dense query encoding batched across concurrent requests: a call that finds others waiting
+# goes with them; one alone waits at most BATCH_WAIT_S (benchmarks/serve_latency.py measures it)
+BATCH_MAX, BATCH_WAIT_S = 16, 0.001
 
 
 def deployment_name(strategy: str) -> str:
@@ -58,10 +61,20 @@ class RetrieverDeployment:
 
     async def retrieve(self, query: Query, k: int) -> list[Candidate]:
         """At most k candidates, best first. Runs on the replica's event loop thread, so the
-        JVM (lexical) is always called from one attached thread."""
+        JVM (lexical) is always called from one attached thread. A strategy that is cheaper in
+        batches (`Retriever.batched`: dense) answers concurrent calls together."""
         if self.strategy == "memory" and self._sync_task is None and self.feedback[1]:
             self._sync_task = asyncio.get_running_loop().create_task(self._sync_memory())
-        return self.retriever.retrieve(query, k)
+        if not self.retriever.batched:
+            return self.retriever.retrieve(query, k)
+        out = await self._retrieve_batch((query, k))
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    @serve.batch(max_batch_size=BATCH_MAX, batch_wait_timeout_s=BATCH_WAIT_S)
+    async def _retrieve_batch(self, calls: list[tuple[Query, int]]) -> list[list[Candidate] | Exception]:
+        return self.retriever.retrieve_many([q for q, _ in calls], [k for _, k in calls])
 
     async def _sync_memory(self) -> None:
         """Apply click-learned updates from every feedback shard, forever."""

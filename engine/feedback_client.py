@@ -19,6 +19,7 @@ from core.records import EventRecord, RequestRecord
 from engine.erasure import EraseCounts
 from engine.feedback_stats import FeedbackTotals
 from engine.feedback_store import AddResult, ExportCounts, FeedbackShard, MemoryUpdate, shard_of
+from engine.history_feed import HistoryDelta
 from rl.features import History
 
 
@@ -37,6 +38,10 @@ class FeedbackClient(Protocol):
 
     async def history(self, user_id: str | None, query: str) -> History:
         """The context history over every shard."""
+        ...
+
+    async def history_delta(self, shard: int, instance: str | None, since: int) -> HistoryDelta:
+        """One shard's context history rows changed after `since` (engine/history_feed.py)."""
         ...
 
     async def totals(self) -> FeedbackTotals:
@@ -78,6 +83,9 @@ class LocalFeedback:
 
     async def history(self, user_id: str | None, query: str) -> History:
         return History.merge(s.context_history(user_id, query) for s in self.shards)
+
+    async def history_delta(self, shard: int, instance: str | None, since: int) -> HistoryDelta:
+        return self.shards[shard].history_delta(instance, since)
 
     async def totals(self) -> FeedbackTotals:
         return FeedbackTotals.merge(s.stats() for s in self.shards)

@@ -108,16 +108,24 @@ class FeedbackStats:
             "last_clicked": list(reversed(self.user_clicked.get(user_id, ()))),
         }
 
+    def user_strategies(self, user_id: str) -> StrategyHistory:
+        """One user's per-strategy history."""
+        return StrategyHistory(self.user_requests.get(user_id, 0), dict(self.user_chosen.get(user_id, {})),
+                               dict(self.user_hits.get(user_id, {})))
+
+    def query_strategies(self, query: str) -> StrategyHistory:
+        """One normalized query's per-strategy history."""
+        return StrategyHistory(self.query_requests.get(query, 0), dict(self.query_chosen.get(query, {})),
+                               dict(self.query_hits.get(query, {})), self.query_events.get(query, 0))
+
+    def overall_strategies(self) -> StrategyHistory:
+        return StrategyHistory(self.requests, dict(self.chosen), dict(self.hits))
+
     def context_history(self, user_id: str | None, query: str) -> History:
         """Per-strategy history for the bandit's context features: this user's, this query's
         (normalized here, as requests are) and all traffic's."""
-        q = normalize(query)
-        user = StrategyHistory(self.user_requests.get(user_id, 0), dict(self.user_chosen.get(user_id, {})),
-                               dict(self.user_hits.get(user_id, {}))) if user_id is not None else StrategyHistory()
-        return History(user,
-                       StrategyHistory(self.query_requests.get(q, 0), dict(self.query_chosen.get(q, {})),
-                                       dict(self.query_hits.get(q, {})), self.query_events.get(q, 0)),
-                       StrategyHistory(self.requests, dict(self.chosen), dict(self.hits)))
+        user = self.user_strategies(user_id) if user_id is not None else StrategyHistory()
+        return History(user, self.query_strategies(normalize(query)), self.overall_strategies())
 
     def totals(self, shard: int | None = None, **extra: int) -> FeedbackTotals:
         return FeedbackTotals(

@@ -37,6 +37,7 @@ from core.records import EventRecord, RequestRecord
 from engine import erasure, snapshot
 from engine.erasure import EraseCounts
 from engine.feedback_stats import FeedbackStats, FeedbackTotals, RequestInfo
+from engine.history_feed import HistoryDelta, HistoryFeed
 from rl.features import History
 
 log = logging.getLogger(__name__)
@@ -158,6 +159,7 @@ class FeedbackShard:
         self.replayed_lines = self._request_lines + self._event_lines - self._snap_lines  # for the logs and bench
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
         self._fds = {name: os.open(self.path / name, flags, 0o644) for name in (REQUESTS, EVENTS)}
+        self._feed = HistoryFeed()  # a new instance: every replica's history snapshot reloads this shard
         for d in (self.path, self.path.parent):  # make the new files' and dir's entries durable too
             erasure.fsync_dir(d)
         self._maybe_snapshot()
@@ -278,6 +280,7 @@ class FeedbackShard:
             self._append(REQUESTS, line)
             self._request_lines += 1
             self._add_request(rec)
+            self._feed.touch(rec.user_id, self._requests[rec.request_id].query)
             self._maybe_snapshot()
 
     def add_events(self, request_id: str, events: Sequence[EventRecord]) -> AddResult:
@@ -307,6 +310,7 @@ class FeedbackShard:
                 for ev in new:
                     self._event_lines += 1
                     self._add_event(self._event_lines, ev, info)
+                self._feed.touch(info.user_id, info.query)
                 self._maybe_snapshot()
             return AddResult(accepted=len(new), duplicates=len(evs) - len(new), stored_total=self._stats.events)
 
@@ -344,6 +348,11 @@ class FeedbackShard:
     def context_history(self, user_id: str | None, query: str) -> History:
         with self._lock:
             return self._stats.context_history(user_id, query)
+
+    def history_delta(self, instance: str | None, since: int) -> HistoryDelta:
+        """The context history rows changed after `since` (engine/history_feed.py)."""
+        with self._lock:
+            return self._feed.delta(self._stats, instance, since)
 
     def erase_user(self, user_id: str) -> EraseCounts:
         """Remove every request of `user_id` and every event on them from this shard's files

@@ -9,6 +9,13 @@ downstream) is left out of that answer without opening its breaker. When no stra
 answers at all, the request cannot be served: `search` raises `Unavailable`, which the
 HTTP layer answers with 503 and Retry-After, and nothing is logged.
 
+Logging: by default `search` awaits the log write before it answers. With
+`log_in_background` (the service) the write runs as a task after the answer, so the user
+never waits on a second round trip; `logged(request_id)` awaits a write still in flight,
+and the HTTP layer calls it before storing feedback that names the request, so feedback
+is only acknowledged for a request that is durable. A write that fails is logged and
+counted in `log_failures` (the answer was already given).
+
 Off-path shadow exploration: for a plan flagged `shadow`, the user gets the plan's own
 answer, logged durably as usual; only after that, a background task fetches every other
 available strategy (and those the plan called below the top budget) at the top budget and
@@ -19,6 +26,7 @@ first record). Exploration then costs compute, never what the user was shown.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -36,6 +44,7 @@ RetrieveFn = Callable[[Query, int], Awaitable[list[Candidate]]]
 RankFn = Callable[[str, list[Candidate]], Awaitable[tuple[str, list[tuple[str, float]]]]]
 LogFn = Callable[[RequestRecord], Awaitable[None]]
 ContextFn = Callable[[str, str | None, dict], Awaitable[np.ndarray]]
+log = logging.getLogger(__name__)
 
 
 async def no_features(query: str, user_id: str | None, context: dict) -> np.ndarray:
@@ -111,8 +120,12 @@ class SearchResult:
 class SearchPipeline:
     def __init__(self, retrievers: dict[str, RetrieveFn], rank: RankFn, log: LogFn, policy: Policy,
                  strategy_timeout_s: float = 1.0, ranker_timeout_s: float = 2.0, cooldown_s: float = 5.0,
-                 context_fn: ContextFn = no_features, retry_after_s: float = 1.0, top_budget: int = max(LEVELS)):
+                 context_fn: ContextFn = no_features, retry_after_s: float = 1.0, top_budget: int = max(LEVELS),
+                 log_in_background: bool = False):
         self.retrievers = retrievers
+        self.log_in_background = log_in_background
+        self.pending_logs: dict[str, asyncio.Task] = {}  # request_id -> its log write, while in flight
+        self.log_failures = 0
         self.top_budget = top_budget
         self.background: set[asyncio.Task] = set()  # running shadow fetches (kept referenced until done)
         self.retry_after_s = retry_after_s
@@ -189,7 +202,10 @@ class SearchPipeline:
                             shadow=plan.shadow),
             failed=failed, candidates=candidates, shown=[i for i, _ in shown], ranker_version=ranker_version,
             rank_ms=round(timings["rank"], 3))
-        await self.log_fn(record)
+        if self.log_in_background:
+            self._log_later(record)
+        else:
+            await self.log_fn(record)
         task = None
         if plan.shadow:
             task = asyncio.create_task(self._shadow(record, q, results, available))
@@ -200,6 +216,28 @@ class SearchPipeline:
         return SearchResult(request_id=request_id, plan=plan, ranked=shown, candidates=candidates, failed=failed,
                             ranker_version=ranker_version, timings_ms={k: round(v, 3) for k, v in timings.items()},
                             latency_ms=latency, shadow_task=task)
+
+    def _log_later(self, record: RequestRecord) -> None:
+        rid = record.request_id
+        task = asyncio.create_task(self.log_fn(record))
+        self.pending_logs[rid] = task
+
+        def done(t: asyncio.Task) -> None:
+            self.pending_logs.pop(rid, None)
+            if not t.cancelled() and t.exception() is not None:
+                self.log_failures += 1
+                log.error("request %s was answered but its log write failed: %r", rid, t.exception())
+        task.add_done_callback(done)
+
+    async def logged(self, request_id: str) -> None:
+        """Wait for this request's log write if it is still in flight here (raises if it failed)."""
+        task = self.pending_logs.get(request_id)
+        if task is not None:
+            await asyncio.shield(task)
+
+    async def drain(self) -> None:
+        """Wait for every log write and shadow fetch in flight (shutdown, tests)."""
+        await asyncio.gather(*self.pending_logs.values(), *self.background, return_exceptions=True)
 
     async def _fetch(self, q: Query, budgets: dict[str, int], timings: dict[str, float] | None = None
                      ) -> tuple[dict[str, list[Candidate]], list[str], list[Overloaded], dict[str, float]]:
@@ -224,6 +262,7 @@ class SearchPipeline:
                       available: list[str]) -> RequestRecord:
         """After the response: fetch the available strategies the plan did not take at the top
         budget, at the top budget, and log the completed request (see the module docstring)."""
+        await self.logged(record.request_id)  # the completion follows the first record
         top = self.top_budget
         extra = {s: top for s in available if record.plan.budgets.get(s, 0) < top and s not in record.failed}
         results, _, _, latency = await self._fetch(q, extra)

@@ -84,5 +84,19 @@ class Retriever(abc.ABC):
     def _retrieve(self, query: Query, k: int) -> list[Candidate]:
         """The strategy itself, on validated input."""
 
+    batched: ClassVar[bool] = False  # True: retrieve_many is cheaper than one call per query (worth batching)
+
+    def retrieve_many(self, queries: list[Query], ks: list[int]) -> list[list[Candidate] | Exception]:
+        """Answer several queries at once: one list per query, or the exception (BadRequest, ...)
+        that query alone raised. The default calls `retrieve` per query; strategies that set
+        `batched` override it (dense encodes the batch in one forward pass)."""
+        out: list[list[Candidate] | Exception] = []
+        for q, k in zip(queries, ks, strict=True):
+            try:
+                out.append(self.retrieve(q, k))
+            except Exception as exc:  # one bad query does not fail its batch mates
+                out.append(exc)
+        return out
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (JVM searchers, file handles)."""

@@ -82,6 +82,21 @@ def test_hnsw_agrees_with_exact(tmp_path, dense):
 
 
 @pytest.mark.parametrize("name", ["lexical", "dense"])
+def test_a_batch_answers_as_single_calls_and_keeps_errors_per_query(request, name):
+    """retrieve_many (what the Serve deployment batches concurrent calls into) equals one
+    retrieve per query; a bad query gets its own BadRequest, its batch mates their answers."""
+    r = request.getfixturevalue(name)
+    queries = [Query(t) for t in ("love story", "electronic dance", "   ", "metal", "calm jazz")]
+    ks = [3, 5, 4, 1, 2]
+    out = r.retrieve_many(queries, ks)
+    assert isinstance(out[2], BadRequest) and "empty" in str(out[2])
+    for q, k, got in zip(queries, ks, out, strict=True):
+        if q.text.strip():
+            assert [c.item_id for c in got] == [c.item_id for c in r.retrieve(q, k)] and len(got) <= k
+    assert DenseRetriever.batched and not LexicalRetriever.batched
+
+
+@pytest.mark.parametrize("name", ["lexical", "dense"])
 @pytest.mark.parametrize("text,k,msg", [("", 5, "empty"), ("   ", 5, "empty"),
                                         ("x" * (MAX_QUERY_CHARS + 1), 5, "limit"),
                                         ("love", 0, "k must be"), ("love", 1001, "k must be")])

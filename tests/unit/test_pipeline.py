@@ -151,3 +151,34 @@ def test_off_path_shadow_never_changes_what_the_user_sees(tmp_path):
     again = FeedbackShard(tmp_path, 0)  # the replayed log keeps both requests, and no duplicate
     assert again.stats().requests == 2
     again.close()
+
+
+def test_background_log_answers_first_and_logged_waits_for_the_write():
+    """log_in_background: the answer does not wait on the log write; `logged` does, and a
+    failed write is counted, not raised into the answer."""
+    gate = asyncio.Event()
+    stored = []
+
+    async def slow_log(rec):
+        await gate.wait()
+        if rec.query == "fail":
+            raise OSError("disk full")
+        stored.append(rec.request_id)
+
+    async def run():
+        p = SearchPipeline({"a": functools.partial(fixed([("x", 2.0, 1)]), name="a")}, rank_by_score, slow_log,
+                           FixedPolicy(["a"], {"a": 10}, epsilon=0.0), log_in_background=True)
+        res = await p.search("q", k=5)
+        assert stored == [] and res.request_id in p.pending_logs  # answered, still writing
+        waiter = asyncio.create_task(p.logged(res.request_id))
+        await asyncio.sleep(0.01)
+        assert not waiter.done()
+        gate.set()
+        await waiter
+        assert stored == [res.request_id] and not p.pending_logs
+        bad = await p.search("fail", k=5)
+        with pytest.raises(OSError):
+            await p.logged(bad.request_id)
+        await p.drain()
+        assert p.log_failures == 1 and stored == [res.request_id]
+    asyncio.run(run())
