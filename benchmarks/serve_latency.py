@@ -1,146 +1,244 @@
-"""Serve latency: the same search pipeline in-process and through Ray Serve over HTTP.
+"""Serve latency and load: the same search service in-process and through Ray Serve over HTTP.
 
-What it does: builds (or reuses) the index of the dataset, then runs the queries of the
-test split through `engine.pipeline.SearchPipeline`
-  1. in-process: strategies, ranker and a local feedback shard called directly;
-  2. through Serve: `ltrr up` (unless a service already answers on --port), POST /search.
-For each it prints p50 and p99 latency of sequential requests and the throughput with
---clients concurrent clients, then the Serve / in-process ratio. Results are also
-written to benchmarks/serve_latency.json.
+What it does: builds (or reuses) the dataset's index, trains a ranker from the train
+split's qrels into a fresh state directory (unless --no-ranker), then runs the test
+split's queries through `engine.search_service.SearchService`, the object the
+orchestrator deployment serves, with the serve config's policy (fixed plan, epsilon and
+shadow exploration as deployed):
 
-How to run:  .venv/bin/python benchmarks/serve_latency.py [--requests 300] [--clients 8]
-Expect (2 cores): in-process p50 of roughly 10-20 ms (dominated by MiniLM query
-encoding); through Serve a few ms to a few tens of ms more per request (one HTTP hop
-plus seven handle calls and one actor call), i.e. a ratio around 1.5-3x.
+  1. in-process: strategies, ranker and two local feedback shards called directly in this
+     process (dense query encoding micro-batched across concurrent requests);
+  2. through Serve, once per --variants entry: `ltrr up` with that variant's Ray Serve
+     environment (e.g. RAY_SERVE_THROUGHPUT_OPTIMIZED=1), POST /search over HTTP, `ltrr down`.
+
+Each target gets the same phases (ltrr/bench/load.py): sequential requests (p50/p99),
+--clients closed-loop clients (throughput), and an open-loop load curve at --rates (each
+for --duration s; p50, p99, errors, and the CPU each process kind spent per request). The
+knee is the highest rate whose p99 stays under 200 ms with no error. Results go to
+--out (JSON) and a plot of latency against offered load (PNG beside it).
+
+How to run (2 cores; nothing else running, no service on --port):
+    .venv/bin/python benchmarks/serve_latency.py                      # every phase and variant, ~15 min
+    .venv/bin/python benchmarks/serve_latency.py --variants default --rates 5,10,20
+Expect: in-process p50 in the tens of ms (MiniLM query encoding is the largest part);
+through Serve a few ms more per request and a lower throughput, since every hop costs
+CPU on the same two cores; the JSON's per-process CPU split says where it goes.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
-import numpy as np
+import aiohttp
+import yaml
 
 from core.env import configure
 from core.paths import StatePaths
-from engine.feedback_store import FeedbackShard
-from engine.pipeline import SearchPipeline
+from core.records import Candidate
+from deployments.config import AppArgs
+from engine.batching import MicroBatcher
+from engine.feedback_client import LocalFeedback
+from engine.search_service import SearchService, ServiceTimings
 from ingest.registry import load_dataset
-from ranking.model import load_latest
-from ranking.model import rank as rank_candidates
+from ltrr.bench import load
+from ranking.model import load_latest, rank_many
+from ranking.train import RankerTrainConfig, train_from_qrels
 from retrievers import Query
 from retrievers.index import IndexHandle, build_index
-from rl.policy import FixedPolicy
+from rl.serving import build_policy
+
+VARIANTS: dict[str, dict[str, str]] = {
+    "default": {},
+    "throughput": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
+    "throughput-no-grpc": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_USE_GRPC_BY_DEFAULT": "0"},
+    "grpc": {"RAY_SERVE_USE_GRPC_BY_DEFAULT": "1"},
+    "haproxy": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1"},
+}
+SERVE_CONFIG = Path(__file__).resolve().parent.parent / "serve_config.yaml"
 
 
-def local_pipeline(index: IndexHandle, state: Path) -> SearchPipeline:
-    retrievers = {name: index.load(name) for name in index.strategies}
+def app_args(index: Path, state: Path) -> AppArgs:
+    raw = yaml.safe_load(SERVE_CONFIG.read_text())["applications"][0]["args"]
+    return AppArgs.model_validate({**raw, "index_dir": str(index), "state_dir": str(state)})
+
+
+def in_process(index_dir: Path, state: Path, feedback_dir: Path) -> SearchService:
+    """The service as the orchestrator builds it, with every remote call made a local one."""
+    args = app_args(index_dir, state)
+    index = IndexHandle.open(index_dir)
+    retrievers = {s: index.load(s) for s in args.strategies}
     catalog = index.catalog()
     model = load_latest(StatePaths(state).ranker_models)
-    shard = FeedbackShard(Path(tempfile.mkdtemp(prefix="ltrr-bench-")), 0)
 
     def fn(r):
-        async def call(query: Query, k: int):
+        if r.batched:
+            batcher = MicroBatcher(lambda calls: r.retrieve_many([q for q, _ in calls], [k for _, k in calls]))
+
+            async def batched(query: Query, k: int) -> list[Candidate]:
+                return await batcher((query, k))
+            return batched
+
+        async def call(query: Query, k: int) -> list[Candidate]:
             return r.retrieve(query, k)
         return call
 
-    async def rank(query, cands):
-        return model.version, rank_candidates(model, query, cands, catalog)
+    ranker = MicroBatcher(lambda reqs: rank_many(model, reqs, catalog), max_size=16, wait_s=0.002)  # as deployed
 
-    async def log(rec):
-        shard.log_request(rec)
+    async def rank(query: str, cands: list[Candidate]):
+        return model.version, await ranker((query, cands))
 
-    return SearchPipeline({n: fn(r) for n, r in retrievers.items()}, rank, log,
-                          FixedPolicy(list(retrievers), epsilon=0.1, seed=0))
+    policy = build_policy(args.policy, list(retrievers), "fixed", StatePaths(state).bandit_models)
+    timings = ServiceTimings(args.strategy_timeout_ms / 1000, args.ranker_timeout_ms / 1000, args.circuit_cooldown_s,
+                             args.load_shedding.retry_after_s, args.history_refresh_s)
+    return SearchService({n: fn(r) for n, r in retrievers.items()}, rank, LocalFeedback(feedback_dir,
+                         args.feedback_shards), policy, index, timings,
+                         parse_for=frozenset(n for n, r in retrievers.items() if r.uses_parse))
 
 
-def summary(latencies: list[float], wall_s: float | None = None, n: int = 0) -> dict:
-    lat = np.array(latencies)
-    out = {"p50_ms": round(float(np.percentile(lat, 50)), 2), "p99_ms": round(float(np.percentile(lat, 99)), 2)}
-    if wall_s:
-        out["throughput_rps"] = round(n / wall_s, 1)
+def local_send(service: SearchService) -> load.Send:
+    async def send(query: str) -> int:
+        try:
+            await service.search(query, 10)
+            return 200
+        except Exception:
+            return 599
+    return send
+
+
+async def phases(send: load.Send, queries: list[str], a: argparse.Namespace, http: bool) -> dict:
+    await load.sequential(send, queries[:20])  # warm up
+    out = {"sequential": (await load.sequential(send, queries[: a.requests])).summary(),
+           "closed": (await load.closed(send, queries[: a.requests], a.clients)).summary() | {"clients": a.clients}}
+    curve = []
+    for rate in a.rates:
+        meter = load.CpuMeter()
+        meter.start()
+        phase = await load.open_loop(send, queries, rate, a.duration)
+        row = phase.summary() | meter.stop(phase.statuses.get(200, 0))
+        curve.append(row)
+        print(f"  {rate:>6.1f}/s: p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms, errors {row['errors']}, "
+              f"cpu/request {row['total_cpu_ms_per_request']} ms", flush=True)
+        if row["p99_ms"] > a.stop_p99_ms or row["errors"] > phase.statuses.total() / 2:
+            break  # far past the knee: higher rates only queue longer
+    out["curve"], out["knee_rps"] = curve, load.knee(curve)
     return out
 
 
-async def run_local(p: SearchPipeline, queries: list[str], clients: int) -> dict:
-    lat = []
-    for q in queries:
-        t = time.perf_counter()
-        await p.search(q, 10)
-        lat.append((time.perf_counter() - t) * 1000)
-    t0 = time.perf_counter()
-    await asyncio.gather(*[p.search(q, 10) for q in queries])  # CPU-bound: concurrency cannot add cores
-    return {"sequential": summary(lat),
-            "concurrent": {"throughput_rps": round(len(queries) / (time.perf_counter() - t0), 1)}}
+def http_send(session: aiohttp.ClientSession, base: str) -> load.Send:
+    async def send(query: str) -> int:
+        try:
+            async with session.post(f"{base}/search", json={"query": query, "k": 10}) as r:
+                await r.read()
+                return r.status
+        except Exception:
+            return 599
+    return send
 
 
-async def run_http(base: str, queries: list[str], clients: int) -> dict:
-    async with httpx.AsyncClient(base_url=base, timeout=60) as c:
-        lat = []
-        for q in queries:
-            t = time.perf_counter()
-            r = await c.post("/search", json={"query": q, "k": 10})
-            r.raise_for_status()
-            lat.append((time.perf_counter() - t) * 1000)
-        todo = list(queries)
-        conc_lat: list[float] = []
+async def run_http(base: str, queries: list[str], a: argparse.Namespace) -> dict:
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=1000)) as session:
+        return await phases(http_send(session, base), queries, a, http=True)
 
-        async def client() -> None:
-            while todo:
-                q = todo.pop()
-                t = time.perf_counter()
-                (await c.post("/search", json={"query": q, "k": 10})).raise_for_status()
-                conc_lat.append((time.perf_counter() - t) * 1000)
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*[client() for _ in range(clients)])
-        return {"sequential": summary(lat), "concurrent": summary(conc_lat, time.perf_counter() - t0, len(queries))}
+def ltrr(*args: str, env: dict[str, str] | None = None) -> None:
+    subprocess.run([sys.executable, "-m", "ltrr.cli", *args], check=True, env={**configure(), **(env or {})})
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, res in results.items():
+        rates = [r["offered_rps"] for r in res["curve"]]
+        line, = ax.plot(rates, [r["p99_ms"] for r in res["curve"]], "o-", label=f"{name} p99")
+        ax.plot(rates, [r["p50_ms"] for r in res["curve"]], "s--", color=line.get_color(), alpha=0.6,
+                label=f"{name} p50")
+    ax.axhline(load.KNEE_P99_MS, color="grey", lw=0.8, ls=":")
+    ax.set(xlabel="offered load (requests/s, open loop)", ylabel="latency (ms, log)", yscale="log",
+           title="ltrr /search on 2 cores: latency against offered load")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
 
 
 def main() -> None:
     configure()
+    os.environ.setdefault("LTRR_TORCH_THREADS", "1")  # as every replica runs (ltrr up), so only Serve differs
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", default="builtin:music-demo")
     ap.add_argument("--index", default="indexes/music-demo")
-    ap.add_argument("--state", default="state")
     ap.add_argument("--port", type=int, default=8000)
-    ap.add_argument("--requests", type=int, default=300)
+    ap.add_argument("--requests", type=int, default=300, help="sequential and closed-loop requests")
     ap.add_argument("--clients", type=int, default=8)
-    args = ap.parse_args()
-    ds = load_dataset(args.dataset)
-    build_index(ds, Path(args.index))
-    queries = list(ds.split("test").queries.values())[: args.requests]
-    local = asyncio.run(run_local(local_pipeline(IndexHandle.open(Path(args.index)), Path(args.state)), queries,
-                                  args.clients))
-    print("in-process:", json.dumps(local))
-    base = f"http://127.0.0.1:{args.port}"
-    started = False
-    try:
-        httpx.get(f"{base}/healthz", timeout=2).raise_for_status()
-    except httpx.HTTPError:
-        cmd = [sys.executable, "-m", "ltrr.cli", "up", "--dataset", args.dataset, "--index", args.index,
-               "--state", args.state, "--port", str(args.port)]
-        subprocess.run(cmd, check=True)
-        started = True
-    try:
-        asyncio.run(run_http(base, queries[:20], 1))  # warm up
-        served = asyncio.run(run_http(base, queries, args.clients))
-    finally:
-        if started:
-            subprocess.run([sys.executable, "-m", "ltrr.cli", "down"], check=False)
-    print("serve/http:", json.dumps(served))
-    ratio = {"p50": round(served["sequential"]["p50_ms"] / local["sequential"]["p50_ms"], 2),
-             "p99": round(served["sequential"]["p99_ms"] / local["sequential"]["p99_ms"], 2)}
-    result = {"requests": len(queries), "clients": args.clients, "in_process": local, "serve_http": served,
-              "serve_over_in_process": ratio}
-    Path("benchmarks/serve_latency.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result))
+    ap.add_argument("--rates", default="5,10,20,30,40,60,80", help="open-loop rates (requests/s)")
+    ap.add_argument("--duration", type=float, default=15, help="seconds per open-loop rate")
+    ap.add_argument("--stop-p99-ms", type=float, default=3000, help="stop raising the rate past this p99")
+    ap.add_argument("--variants", default="default,throughput", help=f"Serve variants: {', '.join(VARIANTS)}")
+    ap.add_argument("--targets", default="in-process,serve")
+    ap.add_argument("--no-ranker", action="store_true", help="serve the fallback (RRF) ranker, train none")
+    ap.add_argument("--serve-code", help="serve another checkout of ltrr (its directory; e.g. an older commit in a "
+                    "git worktree, to measure a baseline with this same script): `ltrr up` and every replica "
+                    "import ltrr from there (PYTHONPATH)")
+    ap.add_argument("--out", default="benchmarks/serve_latency.json")
+    a = ap.parse_args()
+    a.rates = [float(r) for r in a.rates.split(",")]
+    ds = load_dataset(a.dataset)
+    index_dir = Path(a.index).resolve()
+    build_index(ds, index_dir)
+    queries = list(ds.split("test").queries.values())
+    work = Path(tempfile.mkdtemp(prefix="ltrr-serve-latency-"))
+    state = work / "state"
+    if not a.no_ranker:
+        train_from_qrels(IndexHandle.open(index_dir), ds, "train", RankerTrainConfig(progress=False),
+                         models_root=StatePaths(state).ranker_models)
+    results: dict[str, dict] = {}
+    targets = a.targets.split(",")
+    if "in-process" in targets:
+        print("in-process", flush=True)
+
+        async def local() -> dict:
+            service = in_process(index_dir, state, work / "feedback-local")
+            try:
+                return await phases(local_send(service), queries, a, http=False)
+            finally:
+                await service.close()
+        results["in-process"] = asyncio.run(local())
+    for variant in a.variants.split(",") if "serve" in targets else []:
+        env = VARIANTS[variant]
+        print(f"serve ({variant}: {env or 'Ray defaults'})", flush=True)
+        code = {"PYTHONPATH": str(Path(a.serve_code).resolve())} if a.serve_code else {}
+        ltrr("up", "--dataset", a.dataset, "--index", str(index_dir), "--state", str(state), "--port", str(a.port),
+             env={**env, **code})
+        try:
+            results[f"serve {variant}"] = asyncio.run(run_http(f"http://127.0.0.1:{a.port}", queries, a))
+            results[f"serve {variant}"]["env"] = env
+            if a.serve_code:
+                results[f"serve {variant}"]["code"] = subprocess.run(
+                    ["git", "-C", a.serve_code, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        finally:
+            ltrr("down")
+    base = results.get("in-process")
+    summary = {name: {"sequential_p50_ms": r["sequential"]["p50_ms"], "closed_rps": r["closed"]["throughput_rps"],
+                      "knee_rps": r["knee_rps"],
+                      **({"p50_over_in_process": round(r["sequential"]["p50_ms"] / base["sequential"]["p50_ms"], 2),
+                          "throughput_share": round(r["closed"]["throughput_rps"] / base["closed"]["throughput_rps"], 2)}
+                         if base and name != "in-process" else {})}
+               for name, r in results.items()}
+    out = {"dataset": a.dataset, "ranker": "qrels" if not a.no_ranker else "fallback", "queries": len(queries),
+           "clients": a.clients, "duration_s": a.duration, "when": time.strftime("%Y-%m-%d %H:%M"),
+           "summary": summary, "results": results}
+    Path(a.out).write_text(json.dumps(out, indent=1) + "\n")
+    plot(results, Path(a.out).with_suffix(".png"))
+    print(json.dumps(summary, indent=1))
 
 
 if __name__ == "__main__":

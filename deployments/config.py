@@ -58,7 +58,7 @@ class AppArgs(BaseModel):
     strategy_timeout_ms: float = Field(1000, gt=0, description="a strategy slower than this is dropped from the answer")
     ranker_timeout_ms: float = Field(2000, gt=0, description="past this the answer falls back to the fused order")
     circuit_cooldown_s: float = Field(5.0, ge=0, description="after a failure, skip the strategy for this long")
-    history_refresh_s: float = Field(0.5, gt=0, le=3600, description="each orchestrator replica pulls the "
+    history_refresh_s: float = Field(1.0, gt=0, le=3600, description="each orchestrator replica pulls the "
                                      "context history that changed from the feedback shards this often; /search "
                                      "reads its copy (engine/history_feed.py), at most this far behind")
     custom_strategies: dict[str, CustomStrategy] = Field(

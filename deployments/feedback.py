@@ -11,6 +11,7 @@ caller sees the restart. They are detached: they outlive app redeploys.
 """
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,7 +42,11 @@ class FeedbackActor:
         self.metrics = FeedbackMetrics()
 
     def log_request(self, record_json: str) -> None:
-        self.store.log_request(RequestRecord.model_validate_json(record_json))
+        self.store.log_request(RequestRecord.model_validate_json(record_json), record_json)
+
+    def log_requests(self, record_jsons: list[str]) -> None:
+        """Several requests with one fsync (the orchestrator batches concurrent requests' logs)."""
+        self.store.log_requests([RequestRecord.model_validate_json(t) for t in record_jsons], record_jsons)
 
     def add_events(self, request_id: str, events_json: list[str]) -> AddResult:
         events = [EventRecord.model_validate_json(e) for e in events_json]
@@ -98,6 +103,12 @@ class RayFeedback:
 
     async def log_request(self, record: RequestRecord) -> None:
         await self.actor(record.request_id).log_request.remote(record.model_dump_json())
+
+    async def log_requests(self, records: Sequence[RequestRecord]) -> None:
+        by_shard: dict[int, list[str]] = {}
+        for r in records:
+            by_shard.setdefault(shard_of(r.request_id, self.n_shards), []).append(r.model_dump_json())
+        await asyncio.gather(*[self.actors[i].log_requests.remote(texts) for i, texts in by_shard.items()])
 
     async def add_events(self, request_id: str, events: Sequence[EventRecord]) -> AddResult:
         return await self.actor(request_id).add_events.remote(request_id, [e.model_dump_json() for e in events])

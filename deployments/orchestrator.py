@@ -1,20 +1,19 @@
-"""The orchestrator: the HTTP ingress (FastAPI) of ltrr's serve and feedback paths.
+"""The orchestrator: the HTTP ingress (FastAPI) of ltrr's serve and feedback paths, a thin
+Ray adapter over `engine.search_service.SearchService` (which holds the request logic and
+runs in-process in the latency benchmark).
 
-/search: ask the policy for a plan (context history from this replica's snapshot,
-refreshed in the background: engine/history_feed.py), fan out concurrently (each strategy
-with its own timeout) to the strategy deployments through DeploymentHandles, union the
-candidates with their provenance, rank them on the ranker deployment, answer, and log the
-request durably to its feedback shard after the answer: one remote call per strategy,
-one to the ranker and one log write, none waited on twice. A failed or slow strategy degrades the answer (it is named
+/search: the service asks the policy for a plan (context history from this replica's
+snapshot, refreshed in the background), fans out concurrently (each strategy with its own
+timeout) to the strategy deployments through DeploymentHandles, unions the candidates with
+their provenance, ranks them on the ranker deployment, answers, and logs the request
+durably to its feedback shard after the answer: one remote call per called strategy, one
+to the ranker and one log write. A failed or slow strategy degrades the answer (it is named
 in `failed_strategies`) instead of failing it; so does a failed ranker (the fused order
 is served).
 
-/feedback: route the events to the request's shard, which stores them with fsync
-before this answers 202; unknown request ids are refused with 404. Feedback first waits
-for its request's log write if this replica still has it in flight, and an id the shard
-does not know yet is retried for `UNKNOWN_GRACE_S` (another replica's write may be on its
-way), so feedback is acknowledged only for durable requests, and never refused for one
-whose log is merely late. Past
+/feedback: route the events to the request's shard, which stores them with fsync before
+this answers 202; unknown request ids are refused with 404. Only events of a durable
+request are stored (the service waits for a log write still in flight). Past
 `load_shedding.feedback_max_in_flight` calls waiting on the actors, /feedback answers 503
 (or 429) with Retry-After and stores nothing, so the actors' queues stay bounded.
 
@@ -25,14 +24,12 @@ the configured 429) with Retry-After, never 500. Bodies over `max_body_bytes` ge
 # No `from __future__ import annotations` here: FastAPI reads the endpoint annotations
 # at runtime to tell request bodies from query parameters.
 import asyncio
-import contextlib
 import logging
 import math
 import re
 import secrets
 import time
 
-import numpy as np
 from fastapi import FastAPI, Header, HTTPException
 from ray import serve
 from ray.serve.exceptions import BackPressureError
@@ -60,21 +57,18 @@ from deployments.schemas import (
     SearchResponse,
     StrategyStatus,
 )
-from engine.entities import CARD_ITEMS, EntityHit, EntityIndex
+from engine.entities import CARD_ITEMS, EntityHit
 from engine.feedback_store import BadEvent, UnknownRequest
-from engine.history_feed import HistorySnapshot
-from engine.pipeline import Overloaded, RetrieveFn, SearchPipeline, Unavailable
+from engine.pipeline import Overloaded, RetrieveFn, Unavailable
+from engine.search_service import SearchService, ServiceTimings
+from retrievers import strategy_class
 from retrievers.base import Query
 from retrievers.index import IndexHandle
-from rl.features import ContextFeaturizer
 from rl.policy import Policy
 from rl.serving import build_policy
 
 log = logging.getLogger("ray.serve")
-HISTORY_TIMEOUT_S = 0.25  # the first request of a replica waits this long for its first history snapshot
-UNKNOWN_GRACE_S = 0.5  # feedback naming a request the shard does not know yet is retried this long
 _JOB_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-_OUR_REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{22}$")  # secrets.token_urlsafe(16), as the pipeline draws them
 PERSONAL_STATS = {"users", "query_clicks"}  # FeedbackTotals fields that name users or their queries
 
 api = FastAPI(title="ltrr", version="0.1.0",
@@ -82,7 +76,6 @@ api = FastAPI(title="ltrr", version="0.1.0",
 api.add_middleware(BodyLimit)
 http_errors.install(api)
 api.include_router(console.router)
-DISPLAY_FIELDS = 6
 SHED_DOC = "overloaded, or no strategy could answer: retry after the Retry-After header (seconds)"
 LIMIT_DOCS: dict = {413: {"description": "request body over max_body_bytes"},
                     422: {"description": "malformed JSON, unknown fields or out-of-range values, with a message"}}
@@ -100,21 +93,19 @@ class Orchestrator:
         api.state.max_body_bytes = self.args.max_body_bytes
         self.retrievers = retrievers
         self.ranker = ranker
-        index = IndexHandle.open(self.args.index_dir)
-        self.catalog = index.catalog()
-        self.entities = EntityIndex(index.entities(self.catalog))
-        self.featurizer = ContextFeaturizer.from_catalog(self.catalog.values(), index.schema)
         self.policy_version_config = "fixed"
         self.metrics = ServeMetrics()
+        self._metrics_task: asyncio.Task | None = None  # started by the first request, on the replica's loop
         self.feedback = RayFeedback.create(self.args.paths.feedback, self.args.feedback_shards)
         self.feedback_in_flight = 0  # /feedback calls waiting on the actors (load_shedding.feedback_max_in_flight)
-        self.history = HistorySnapshot(self.feedback.n_shards)
-        self._history_task: asyncio.Task | None = None
-        self.pipeline = SearchPipeline(
-            {name: self._retrieve_fn(handle) for name, handle in retrievers.items()},
-            self._rank, self.feedback.log_request, self._policy("fixed"),
-            self.args.strategy_timeout_ms / 1000, self.args.ranker_timeout_ms / 1000, self.args.circuit_cooldown_s,
-            context_fn=self._features, retry_after_s=self.args.load_shedding.retry_after_s, log_in_background=True)
+        a = self.args
+        self.service = SearchService(
+            {name: self._retrieve_fn(handle) for name, handle in retrievers.items()}, self._rank, self.feedback,
+            self._policy("fixed"), IndexHandle.open(a.index_dir),
+            ServiceTimings(a.strategy_timeout_ms / 1000, a.ranker_timeout_ms / 1000, a.circuit_cooldown_s,
+                           a.load_shedding.retry_after_s, a.history_refresh_s),
+            parse_for=frozenset(s for s in a.strategies if strategy_class(s).uses_parse))
+        self.pipeline = self.service.pipeline
 
     def _policy(self, version: str, bandit_dir: str | None = None) -> Policy:
         return build_policy(self.args.policy, list(self.retrievers), version,
@@ -135,31 +126,6 @@ class Orchestrator:
         self.pipeline.policy = policy
         self.policy_version_config = version
         log.info("orchestrator: now serving policy %s", policy.version)
-
-    async def _features(self, query: str, user_id: str | None, context: dict) -> np.ndarray:
-        """Context features; the history comes from this replica's snapshot of every feedback
-        shard, no remote call (the first request waits up to HISTORY_TIMEOUT_S for a first copy)."""
-        if self._history_task is None:
-            self._history_task = asyncio.get_running_loop().create_task(self._refresh_history())
-        if not self.history.refreshes:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._refresh_once(), HISTORY_TIMEOUT_S)
-        ts = context.get("ts") if isinstance(context.get("ts"), (int, float)) else None
-        return self.featurizer.featurize(query, self.history.history(user_id, query), ts)
-
-    async def _refresh_once(self) -> None:
-        for shard in range(self.feedback.n_shards):
-            self.history.apply(shard, await self.feedback.history_delta(shard, *self.history.cursor(shard)))
-        self.history.refreshes += 1
-
-    async def _refresh_history(self) -> None:
-        """Pull what changed in every shard's history, every `history_refresh_s`, forever."""
-        while True:
-            try:
-                await asyncio.wait_for(self._refresh_once(), 10)
-            except Exception as exc:  # keep serving from the last copy; try again next round
-                log.warning("orchestrator: context history refresh failed: %r", exc)
-            await asyncio.sleep(self.args.history_refresh_s)
 
     def _admin(self, authorization: str | None) -> None:
         token = self.args.admin_token
@@ -193,10 +159,13 @@ class Orchestrator:
             raise HTTPException(422, f"query is {len(req.query)} characters long; this service's limit is "
                                      f"{self.args.max_query_chars} (app config `max_query_chars`)")
         try:
-            res = await self.pipeline.search(req.query, req.k, req.user_id, req.context)
+            answer = await self.service.search(req.query, req.k, req.user_id, req.context, req.related)
         except Unavailable as exc:
             raise HTTPException(self.args.load_shedding.status_code, f"{exc.reason}; retry later",
                                 headers={"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}) from None
+        res = answer.result
+        if self._metrics_task is None:
+            self._metrics_task = asyncio.get_running_loop().create_task(self.metrics.flush_forever())
         found_by = res.found_by
         ranks = {c.item_id: {s: h.rank for s, h in c.hits.items()} for c in res.candidates}
         plan = res.plan
@@ -204,38 +173,20 @@ class Orchestrator:
                             res.ranker_version)
         return SearchResponse(
             request_id=res.request_id,
-            results=[ResultItem(item_id=i, score=s, rank=r, fields=self._display(i), strategies=found_by[i],
+            results=[ResultItem(item_id=i, score=s, rank=r, fields=answer.display.get(i, {}), strategies=found_by[i],
                                 strategy_ranks=ranks.get(i, {}))
                      for r, (i, s) in enumerate(res.ranked, 1)],
             plan=PlanOut(budgets=plan.budgets, propensity=plan.propensity, policy_version=plan.policy_version,
                          shadow=plan.shadow),
             failed_strategies=res.failed, degraded=bool(res.failed),
             versions={"policy": plan.policy_version, "ranker": res.ranker_version}, timings_ms=res.timings_ms,
-            **self._entities(req.query, [i for i, _ in res.ranked], req.related))
-
-    def _entities(self, query: str, ranked: list[str], limit: int) -> dict[str, list[EntityOut]]:
-        """Entity cards and related entities; a failure here never fails the search (logged, left out)."""
-        try:
-            return {"entities": [self._entity(h) for h in self.entities.cards(query, min(limit, 3))],
-                    "related": [self._entity(h) for h in self.entities.related(ranked, limit)]}
-        except Exception:
-            log.exception("orchestrator: related entities failed for one request; answered without them")
-            return {"entities": [], "related": []}
+            entities=[self._entity(h) for h in answer.entities], related=[self._entity(h) for h in answer.related])
 
     @staticmethod
     def _entity(hit: EntityHit) -> EntityOut:
         e = hit.entity
         return EntityOut(entity_id=e.id, type=e.type, name=e.name, fields=e.fields, n_items=len(e.items),
                          top_items=e.items[:CARD_ITEMS], score=hit.score, via=list(hit.via))
-
-    def _display(self, item_id: str) -> dict[str, str]:
-        item = self.catalog.get(item_id)
-        if item is None:
-            return {}
-        fields = {k: v[:200] for k, v in list(item.fields.items())[:DISPLAY_FIELDS]}
-        if item.year:
-            fields["year"] = str(item.year)
-        return fields
 
     @api.post("/feedback", status_code=202, response_model=FeedbackResponse,
               responses={**LIMIT_DOCS, 404: {"description": "unknown request_id"}, 503: {"description": SHED_DOC}})
@@ -257,28 +208,13 @@ class Orchestrator:
                               position=e.position, ts=e.ts if e.ts is not None else now)
                   for e in req.events]
         try:
-            res = await self._add_events(req.request_id, events)
+            res = await self.service.add_events(req.request_id, events)
         except UnknownRequest:
             raise HTTPException(404, f"unknown request_id {req.request_id!r}: feedback must quote the request_id "
                                      "that /search returned") from None
         except BadEvent as exc:
             raise HTTPException(422, str(exc.args[0] if exc.args else exc)) from None
         return FeedbackResponse(request_id=req.request_id, accepted=res.accepted, duplicates=res.duplicates)
-
-    async def _add_events(self, request_id: str, events: list[EventRecord]):
-        """Store the events once their request is durable (see the module docstring)."""
-        with contextlib.suppress(Exception):  # a failed write: the shard does not know it, and says so
-            await self.pipeline.logged(request_id)
-        deadline = time.monotonic() + UNKNOWN_GRACE_S
-        wait = 0.01
-        while True:
-            try:
-                return await self.feedback.add_events(request_id, events)
-            except UnknownRequest:
-                if not _OUR_REQUEST_ID.match(request_id) or time.monotonic() + wait > deadline:
-                    raise
-                await asyncio.sleep(wait)
-                wait *= 2
 
     @api.get("/healthz")
     async def healthz(self) -> dict:

@@ -16,12 +16,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 from ray import serve
 
 from core.records import Candidate
-from ranking.features import featurize
-from ranking.model import FallbackRanker, RankerModel, by_score, latest_version
+from ranking.model import FallbackRanker, RankerModel, latest_version, rank_many
 from retrievers.index import IndexHandle
 
 log = logging.getLogger("ray.serve")
@@ -55,14 +53,7 @@ class RankerDeployment:
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)
     async def _rank_batch(self, requests: list[tuple[str, list[Candidate]]]) -> list[tuple[str, list]]:
-        blocks = [featurize(q, cands, self.catalog) for q, cands in requests]
-        sizes = [len(b) for b in blocks]
-        scores = self.model.predict(np.concatenate(blocks)) if sum(sizes) else np.zeros(0)
-        out, start = [], 0
-        for (_, cands), n in zip(requests, sizes):
-            out.append((self.model.version, by_score(cands, scores[start:start + n])))
-            start += n
-        return out
+        return [(self.model.version, ranked) for ranked in rank_many(self.model, requests, self.catalog)]
 
     async def rank(self, query: str, candidates: list[Candidate]) -> tuple[str, list[tuple[str, float]]]:
         """(model version, [(item_id, score)] best first) for one request's candidates."""

@@ -32,6 +32,10 @@ class FeedbackClient(Protocol):
         """Store the request durably in its shard before returning."""
         ...
 
+    async def log_requests(self, records: Sequence[RequestRecord]) -> None:
+        """Store several requests durably, one write and fsync per shard (group commit)."""
+        ...
+
     async def add_events(self, request_id: str, events: Sequence[EventRecord]) -> AddResult:
         """Store the events of one request durably (raises UnknownRequest, BadEvent)."""
         ...
@@ -77,6 +81,13 @@ class LocalFeedback:
 
     async def log_request(self, record: RequestRecord) -> None:
         self.shard(record.request_id).log_request(record)
+
+    async def log_requests(self, records: Sequence[RequestRecord]) -> None:
+        by_shard: dict[int, list[RequestRecord]] = {}
+        for r in records:
+            by_shard.setdefault(shard_of(r.request_id, self.n_shards), []).append(r)
+        for i, recs in by_shard.items():
+            self.shards[i].log_requests(recs)
 
     async def add_events(self, request_id: str, events: Sequence[EventRecord]) -> AddResult:
         return self.shard(request_id).add_events(request_id, events)

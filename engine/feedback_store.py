@@ -263,24 +263,43 @@ class FeedbackShard:
             raise
 
     # -- API ----------------------------------------------------------------------
-    def log_request(self, rec: RequestRecord) -> None:
+    def log_request(self, rec: RequestRecord, json_text: str | None = None) -> None:
         """Append the request durably (fsync) before returning; a known request_id is ignored,
         except once for a shadow request's completion (`plan.shadow` and `fetched` set: the same
         request with what the off-path shadow fetch found). The completion adds no aggregates:
         what was served, and so what feedback can name, is the same in both records, and
-        `read_export` keeps the completion in place of the first record."""
-        rec = _coerce(rec, RequestRecord, ValueError)
-        line = rec.model_dump_json().encode("utf-8") + b"\n"
+        `read_export` keeps the completion in place of the first record. `json_text`, when the
+        caller already has the record as JSON (it arrived so), is written as is: a record is
+        serialized once on its way to disk."""
+        self.log_requests([rec], None if json_text is None else [json_text])
+
+    def log_requests(self, recs: Sequence[RequestRecord], json_texts: Sequence[str] | None = None) -> None:
+        """`log_request` for several records with one write and one fsync (group commit): the
+        service batches the log writes of concurrent requests. All or none: a record that is
+        not a RequestRecord fails the call before anything is written."""
+        recs = [_coerce(r, RequestRecord, ValueError) for r in recs]
+        texts = list(json_texts) if json_texts is not None else [r.model_dump_json() for r in recs]
+        if len(texts) != len(recs):
+            raise ValueError(f"{len(recs)} records but {len(texts)} JSON texts")
         with self._lock:
-            if rec.request_id in self._requests:
-                if rec.plan.shadow and rec.fetched and rec.request_id not in self._completed:
-                    self._append(REQUESTS, line)
-                    self._completed.add(rec.request_id)
+            new, lines, seen = [], [], set()
+            for rec, text in zip(recs, texts):
+                rid = rec.request_id
+                if rid in self._requests or rid in seen:
+                    if rec.plan.shadow and rec.fetched and rid not in self._completed:
+                        lines.append(text.encode("utf-8") + b"\n")
+                        self._completed.add(rid)
+                    continue
+                seen.add(rid)
+                lines.append(text.encode("utf-8") + b"\n")
+                new.append(rec)
+            if not lines:
                 return
-            self._append(REQUESTS, line)
-            self._request_lines += 1
-            self._add_request(rec)
-            self._feed.touch(rec.user_id, self._requests[rec.request_id].query)
+            self._append(REQUESTS, b"".join(lines))
+            for rec in new:
+                self._request_lines += 1
+                self._add_request(rec)
+                self._feed.touch(rec.user_id, self._requests[rec.request_id].query)
             self._maybe_snapshot()
 
     def add_events(self, request_id: str, events: Sequence[EventRecord]) -> AddResult:

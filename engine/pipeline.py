@@ -38,11 +38,12 @@ import numpy as np
 from core.records import Candidate, PlanRecord, RequestRecord
 from ranking.fusion import union
 from retrievers.base import Query
+from retrievers.understanding import Parse
 from rl.policy import LEVELS, Plan, Policy, PolicyContext
 
 RetrieveFn = Callable[[Query, int], Awaitable[list[Candidate]]]
 RankFn = Callable[[str, list[Candidate]], Awaitable[tuple[str, list[tuple[str, float]]]]]
-LogFn = Callable[[RequestRecord], Awaitable[None]]
+LogFn = Callable[[RequestRecord], Awaitable[None]]  # a coroutine function, or a batcher returning futures
 ContextFn = Callable[[str, str | None, dict], Awaitable[np.ndarray]]
 log = logging.getLogger(__name__)
 
@@ -121,8 +122,9 @@ class SearchPipeline:
     def __init__(self, retrievers: dict[str, RetrieveFn], rank: RankFn, log: LogFn, policy: Policy,
                  strategy_timeout_s: float = 1.0, ranker_timeout_s: float = 2.0, cooldown_s: float = 5.0,
                  context_fn: ContextFn = no_features, retry_after_s: float = 1.0, top_budget: int = max(LEVELS),
-                 log_in_background: bool = False):
+                 log_in_background: bool = False, parse_for: frozenset[str] = frozenset()):
         self.retrievers = retrievers
+        self.parse_for = parse_for  # strategies that get the request's query-understanding parse
         self.log_in_background = log_in_background
         self.pending_logs: dict[str, asyncio.Task] = {}  # request_id -> its log write, while in flight
         self.log_failures = 0
@@ -162,7 +164,9 @@ class SearchPipeline:
         return Unavailable("every strategy failed recently and is paused (circuit open)", max(wait, 1.0))
 
     async def search(self, query: str, k: int, user_id: str | None = None,
-                     context: dict[str, Any] | None = None) -> SearchResult:
+                     context: dict[str, Any] | None = None, parse: Parse | None = None) -> SearchResult:
+        """Serve one query. `parse`, the query understanding made upstream, travels only to the
+        strategies in `parse_for` (the others get the plain query: less to send)."""
         context = context or {}
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
@@ -174,7 +178,7 @@ class SearchPipeline:
         timings["plan"] = (time.perf_counter() - t0) * 1000
 
         t1 = time.perf_counter()
-        q = Query(text=query, user_id=user_id, context=context)
+        q = Query(text=query, user_id=user_id, context=context, parse=parse)
         results, failed, overloaded, latency = await self._fetch(q, plan.budgets, timings)
         timings["retrieve"] = (time.perf_counter() - t1) * 1000
         if not results:  # nothing to rank or show: an empty 200 would hide the outage
@@ -219,7 +223,7 @@ class SearchPipeline:
 
     def _log_later(self, record: RequestRecord) -> None:
         rid = record.request_id
-        task = asyncio.create_task(self.log_fn(record))
+        task = asyncio.ensure_future(self.log_fn(record))  # a coroutine, or a batcher's future
         self.pending_logs[rid] = task
 
         def done(t: asyncio.Task) -> None:
@@ -246,7 +250,9 @@ class SearchPipeline:
         failed: list[str] = []
         overloaded: list[Overloaded] = []
         latency: dict[str, float] = {}
-        for name, cands, ms, over in await asyncio.gather(*[self._call(s, q, b) for s, b in budgets.items() if b > 0]):
+        plain = Query(q.text, q.user_id, q.context) if q.parse is not None else q
+        calls = [self._call(s, q if s in self.parse_for else plain, b) for s, b in budgets.items() if b > 0]
+        for name, cands, ms, over in await asyncio.gather(*calls):
             if timings is not None:
                 timings[f"retrieve:{name}"] = ms
             latency[name] = round(ms, 3)

@@ -107,6 +107,32 @@ def _down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _search(args: argparse.Namespace) -> int:
+    """One query against the running service, printed compactly (or its whole JSON answer)."""
+    import httpx
+
+    r = httpx.post(f"{_base_url(args)}/search", json={"query": args.query, "k": args.k, "related": 3}, timeout=30)
+    if r.status_code != 200:
+        print(f"error: HTTP {r.status_code}: {r.text[:500]}", file=sys.stderr)
+        return 1
+    body = r.json()
+    if args.json:
+        print(json.dumps(body))
+        return 0
+    plan = body["plan"]
+    print(f"{args.query!r}: policy {plan['policy_version']} (propensity {plan['propensity']:.3g}"
+          f"{', shadow' if plan['shadow'] else ''}), ranker {body['versions']['ranker']}, "
+          f"{body['timings_ms'].get('total', 0):.0f} ms")
+    print("plan: " + ", ".join(f"{s} {b}" for s, b in plan["budgets"].items() if b))
+    for item in body["results"]:
+        f = item["fields"]
+        label = " - ".join(v for k, v in f.items() if k in ("title", "artist")) or next(iter(f.values()), item["item_id"])
+        print(f"{item['rank']:>3}. {label[:70]:<70} {','.join(item['strategies'])}")
+    for e in body.get("entities", []) + body.get("related", []):
+        print(f"     {e['type']}: {e['name']}")
+    return 0
+
+
 def _simulate(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -310,6 +336,13 @@ def parser() -> argparse.ArgumentParser:
 
     dn = sub.add_parser("down", help="shut Serve down and stop Ray")
     dn.set_defaults(func=_down)
+
+    se = sub.add_parser("search", help="send one query to the running service and print the answer")
+    se.add_argument("query")
+    se.add_argument("--k", type=int, default=5)
+    se.add_argument("--json", action="store_true", help="print the whole JSON answer")
+    serving(se)
+    se.set_defaults(func=_search)
 
     sim = sub.add_parser("simulate", help="play simulated users (searches, clicks) against the running service")
     sim.add_argument("--requests", type=int, default=100)

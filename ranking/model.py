@@ -233,3 +233,18 @@ def rank(model: Ranker, query: str, cands: Sequence[Candidate],
     if not cands:
         return []
     return by_score(cands, model.predict(featurize(query, cands, catalog)))
+
+
+def rank_many(model: Ranker, requests: Sequence[tuple[str, Sequence[Candidate]]],
+              catalog: Mapping[str, Item]) -> list[list[tuple[str, float]]]:
+    """`rank` for several requests with one `predict` call over all their candidates (the
+    ranker deployment's batches): the same orders, without paying predict's per-call cost
+    once per request."""
+    blocks = [featurize(q, cands, catalog) for q, cands in requests]
+    sizes = [len(b) for b in blocks]
+    scores = model.predict(np.concatenate(blocks)) if sum(sizes) else np.zeros(0)
+    out, start = [], 0
+    for (_, cands), n in zip(requests, sizes):
+        out.append(by_score(cands, scores[start:start + n]))
+        start += n
+    return out

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from core.errors import BadRequest
 from core.model import Dataset
 from core.records import Candidate
+from retrievers.understanding import Parse
 
 #: A sanity bound for every strategy, offline evaluation included: a whole argument (ArguAna's
 #: queries run to thousands of characters) must be answered, not refused. The HTTP API has
@@ -35,6 +36,7 @@ class Query:
     text: str
     user_id: str | None = None
     context: dict[str, Any] = field(default_factory=dict)
+    parse: Parse | None = None  # query understanding done once upstream, for strategies with `uses_parse`
 
 
 def validate(query: Query | str, k: int) -> Query:
@@ -64,6 +66,7 @@ class Retriever(abc.ABC):
     """Base class of all strategies. Subclasses set `name` and implement the three methods."""
 
     name: ClassVar[str]
+    uses_parse: ClassVar[bool] = False  # True: give it the request's query-understanding parse (Query.parse)
 
     @classmethod
     @abc.abstractmethod

@@ -51,6 +51,7 @@ class StructuredRetriever(Retriever):
     """Field-value postings queried through QueryUnderstanding."""
 
     name = "structured"
+    uses_parse = True
 
     def __init__(self, ids: list[str], popularity: list[float], years: list[int | None],
                  postings: dict[str, dict[str, list[int]]], weights: dict[str, float],
@@ -124,8 +125,11 @@ class StructuredRetriever(Retriever):
             raise IndexError_(f"structured index at {out} is malformed ({exc}); rebuild it") from None
 
     # -- retrieval ------------------------------------------------------------------
-    def parse(self, text: str) -> Parse:
-        """The query-understanding parse this strategy acts on."""
+    def parse(self, text: str, given: Parse | None = None) -> Parse:
+        """The query-understanding parse this strategy acts on: `given` (made upstream, e.g. by
+        the orchestrator for the bandit's features) when the same dictionary made it, else its own."""
+        if given is not None and given.dictionary == self.understanding.id and given.text == normalize(text):
+            return given
         return self.understanding.parse(text)
 
     def _year_mask(self, parse: Parse) -> np.ndarray | None:
@@ -159,7 +163,7 @@ class StructuredRetriever(Retriever):
         return out
 
     def _retrieve(self, query: Query, k: int) -> list[Candidate]:
-        parse = self.understanding.parse(query.text)
+        parse = self.parse(query.text, query.parse)
         if not self._ids:
             return []
         words = self._word_matches(parse)

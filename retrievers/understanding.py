@@ -18,6 +18,7 @@ Uncovered words that are not stopwords are the free terms.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 from collections import OrderedDict
@@ -87,6 +88,7 @@ class Parse:
     matches: tuple[FieldMatch, ...]
     years: tuple[YearRange, ...]
     free_terms: tuple[str, ...]
+    dictionary: str = ""  # `QueryUnderstanding.id` of the dictionary that made it (parses travel between processes)
 
     @property
     def understood(self) -> bool:
@@ -152,6 +154,9 @@ class QueryUnderstanding:
         self._tri: dict[str, np.ndarray] = {g: np.asarray(ix, dtype=np.int32) for g, ix in tri.items()}
         self._cache: OrderedDict[str, Parse] = OrderedDict()
         self._cache_lock = threading.Lock()
+        digest = hashlib.sha1(repr((sorted((v, tuple(f)) for v, f in self._fields.items()),
+                                    self.category_fields)).encode("utf-8", "surrogatepass"))
+        self.id = digest.hexdigest()[:16]  # the same values and fields give the same parses, in any process
 
     @classmethod
     def from_dataset(cls, dataset: Dataset) -> QueryUnderstanding:
@@ -252,4 +257,4 @@ class QueryUnderstanding:
                 take(start, end)
         matches.sort(key=lambda m: (m.start, m.field, m.value))
         free = tuple(w for w, c in zip(words, covered) if not c and w not in STOPWORDS)
-        return Parse(norm, tuple(words), tuple(matches), tuple(years), free)
+        return Parse(norm, tuple(words), tuple(matches), tuple(years), free, self.id)
