@@ -29,7 +29,7 @@ import numpy as np
 from core.model import Item
 from core.records import Candidate
 from core.text import normalize
-from ranking.fusion import RRF_K, rrf_sum
+from ranking.fusion import rrf_sum, rrf_weight
 from retrievers import STRATEGIES
 
 #: Fields treated as an item's title (the first one present is used).
@@ -52,7 +52,7 @@ def _strategy_features() -> list[str]:
 #:   <s>_score_rel  (score - min) / (max - min) over s's candidates (1 when they all tie), 0 if absent
 #: then
 #:   n_found              how many strategies retrieved the item
-#:   rrf                  sum over those strategies of 1 / (60 + rank)  (reciprocal-rank fusion)
+#:   rrf                  sum over those strategies of fusion.rrf_weight(rank)  (reciprocal-rank fusion)
 #:   q_chars, q_tokens    query length in characters and in normalized tokens
 #:   item_log_popularity  log1p(popularity)             (0 for items missing from the catalogue)
 #:   item_year            release year, 0 when unknown
@@ -215,6 +215,6 @@ class PlanFeaturizer:
         for k in range(len(STRATEGIES)):
             X[~M[:, k], 3 * k:3 * k + 3] = 0.0
         X[:, _COL["n_found"]] = M.sum(axis=1)
-        X[:, _COL["rrf"]] = np.where(M, 1.0 / (RRF_K + np.where(M, R, 1.0)), 0.0).sum(axis=1)
+        X[:, _COL["rrf"]] = np.where(M, rrf_weight(np.where(M, R, 1.0)), 0.0).sum(axis=1)
         # every selected row has a hit within the budget, so `within` never drops one here
         return [self.cands[i].within(budgets) for i in rows], _relative_scores(X)
