@@ -43,11 +43,14 @@ from core.env import configure
 from core.paths import StatePaths
 from core.records import Candidate
 from deployments.config import AppArgs
+from deployments.ranker import RANK_BATCH_MAX, RANK_BATCH_WAIT_S
+from deployments.retriever import BATCH_MAX, BATCH_WAIT_S
 from engine.batching import MicroBatcher
 from engine.feedback_client import LocalFeedback
 from engine.search_service import SearchService, ServiceTimings
 from ingest.registry import load_dataset
 from ltrr.bench import load
+from ranking.fusion import union
 from ranking.model import load_latest, rank_many
 from ranking.train import RankerTrainConfig, train_from_qrels
 from retrievers import Query
@@ -79,7 +82,8 @@ def in_process(index_dir: Path, state: Path, feedback_dir: Path) -> SearchServic
 
     def fn(r):
         if r.batched:
-            batcher = MicroBatcher(lambda calls: r.retrieve_many([q for q, _ in calls], [k for _, k in calls]))
+            batcher = MicroBatcher(lambda calls: r.retrieve_many([q for q, _ in calls], [k for _, k in calls]),
+                                   max_size=BATCH_MAX, wait_s=BATCH_WAIT_S)  # as deployed
 
             async def batched(query: Query, k: int) -> list[Candidate]:
                 return await batcher((query, k))
@@ -89,7 +93,8 @@ def in_process(index_dir: Path, state: Path, feedback_dir: Path) -> SearchServic
             return r.retrieve(query, k)
         return call
 
-    ranker = MicroBatcher(lambda reqs: rank_many(model, reqs, catalog), max_size=16, wait_s=0.002)  # as deployed
+    ranker = MicroBatcher(lambda reqs: rank_many(model, reqs, catalog), max_size=RANK_BATCH_MAX,
+                          wait_s=RANK_BATCH_WAIT_S)  # as deployed
 
     async def rank(query: str, cands: list[Candidate]):
         return model.version, await ranker((query, cands))
@@ -100,6 +105,33 @@ def in_process(index_dir: Path, state: Path, feedback_dir: Path) -> SearchServic
     return SearchService({n: fn(r) for n, r in retrievers.items()}, rank, LocalFeedback(feedback_dir,
                          args.feedback_shards), policy, index, timings,
                          parse_for=frozenset(n for n, r in retrievers.items() if r.uses_parse))
+
+
+def batching(index_dir: Path, state: Path, queries: list[str], sizes=(1, 2, 4, 8, 16)) -> dict:
+    """CPU per request of the two batched calls at several batch sizes, in this process: dense
+    query encoding (one torch thread, as a replica) and the ranker (featurize + predict over
+    the fixed plan's union). What `BATCH_WAIT_S` and `RANK_BATCH_WAIT_S` are sized by."""
+    index = IndexHandle.open(index_dir)
+    args = app_args(index_dir, state)
+    dense = index.load("dense")
+    rs = {s: index.load(s) for s in args.strategies if s != "dense"}
+    budgets = args.policy.budgets
+    qs = [Query(q) for q in queries[:64]]
+    model, catalog = load_latest(StatePaths(state).ranker_models), index.catalog()
+    reqs = [(q.text, union({s: r.retrieve(q, budgets.get(s, 10) or 10) for s, r in rs.items()})) for q in qs]
+
+    def per_request(fn, items, size) -> float:
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.process_time()
+            for i in range(0, len(items), size):
+                fn(items[i:i + size])
+            best = min(best, (time.process_time() - t0) * 1000 / len(items))
+        return round(best, 3)
+
+    dense.retrieve_many(qs[:8], [50] * 8)  # warm
+    return {"dense_ms": {n: per_request(lambda b: dense.retrieve_many(b, [50] * len(b)), qs, n) for n in sizes},
+            "ranker_ms": {n: per_request(lambda b: rank_many(model, b, catalog), reqs, n) for n in sizes}}
 
 
 def local_send(service: SearchService) -> load.Send:
@@ -202,6 +234,9 @@ def main() -> None:
                          models_root=StatePaths(state).ranker_models)
     results: dict[str, dict] = {}
     targets = a.targets.split(",")
+    batch = batching(index_dir, state, queries) if "in-process" in targets else None
+    if batch:
+        print("batching, CPU ms per request by batch size:", json.dumps(batch), flush=True)
     if "in-process" in targets:
         print("in-process", flush=True)
 
@@ -235,7 +270,7 @@ def main() -> None:
                for name, r in results.items()}
     out = {"dataset": a.dataset, "ranker": "qrels" if not a.no_ranker else "fallback", "queries": len(queries),
            "clients": a.clients, "duration_s": a.duration, "when": time.strftime("%Y-%m-%d %H:%M"),
-           "summary": summary, "results": results}
+           "summary": summary, "batching": batch, "results": results}
     Path(a.out).write_text(json.dumps(out, indent=1) + "\n")
     plot(results, Path(a.out).with_suffix(".png"))
     print(json.dumps(summary, indent=1))

@@ -24,6 +24,16 @@ import yaml
 from core.env import configure
 from core.paths import DASHBOARD_URL, METRICS_PORT, ModelKind, StatePaths, base_url
 
+# Ray Serve's throughput options that `ltrr up` turns on (benchmarks/serve_latency.py measures each
+# on and off; README "Serving latency"). They are read when Ray's processes start, so they go in the
+# environment of `ray start`; a value already in the environment wins (e.g. ...=0 to measure without).
+SERVE_ENV: dict[str, str] = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
+
+
+def ray_env() -> dict[str, str]:
+    """The environment for `ray start`: ltrr's process defaults, then SERVE_ENV under what is set."""
+    return {**SERVE_ENV, **configure()}
+
 
 class ClusterError(RuntimeError):
     """The cluster could not be started, deployed to or reached."""
@@ -48,7 +58,7 @@ def start_ray(num_cpus: int) -> bool:
     cmd = [_bin("ray"), "start", "--head", f"--num-cpus={num_cpus}", "--node-ip-address=127.0.0.1",
            "--dashboard-host=127.0.0.1", "--include-dashboard=true", "--disable-usage-stats",
            f"--metrics-export-port={METRICS_PORT}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=configure())
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=ray_env())
     if proc.returncode != 0:
         raise ClusterError(f"ray start failed:\n{proc.stdout}\n{proc.stderr}")
     return True

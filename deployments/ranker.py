@@ -23,6 +23,7 @@ from ranking.model import FallbackRanker, RankerModel, latest_version, rank_many
 from retrievers.index import IndexHandle
 
 log = logging.getLogger("ray.serve")
+RANK_BATCH_MAX, RANK_BATCH_WAIT_S = 16, 0.0
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.2}, max_ongoing_requests=64)
@@ -51,7 +52,10 @@ class RankerDeployment:
         self.model = RankerModel.load(root / version)
         log.info("ranker: now serving %s", self.model.version)
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)
+    # sized by measurement (README "Serving latency"): scoring costs ~0.66 ms per request alone and
+    # ~0.46 ms in batches of 8, less than a batching wait would add, so a batch is what is already
+    # queued (no wait); dense, where batching pays (12.9 -> 5.8 ms per query), waits 1 ms
+    @serve.batch(max_batch_size=RANK_BATCH_MAX, batch_wait_timeout_s=RANK_BATCH_WAIT_S)
     async def _rank_batch(self, requests: list[tuple[str, list[Candidate]]]) -> list[tuple[str, list]]:
         return [(self.model.version, ranked) for ranked in rank_many(self.model, requests, self.catalog)]
 

@@ -230,6 +230,65 @@ def test_prometheus_metrics(client):
     assert 'strategy="lexical"' in text and 'type="click"' in text
 
 
+def _serve_requests() -> dict[str, float]:
+    """Serve's own count of the requests each deployment processed (Prometheus, summed over replicas)."""
+    text = httpx.get(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=30).text
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("ray_serve_deployment_request_counter_total{"):
+            labels, value = line.rsplit(" ", 1)
+            dep = labels.split('deployment="', 1)[1].split('"', 1)[0]
+            out[dep] = out.get(dep, 0.0) + float(value)
+    return out
+
+
+def _log_writes(ray_driver) -> int:
+    """The feedback actors' finished request-log writes, as Ray's task events count them."""
+    from ray.util.state import list_tasks
+
+    return sum(len(list_tasks(filters=[("name", "=", name), ("state", "=", "FINISHED")], limit=10_000,
+                              raise_on_missing_output=False))
+               for name in ("FeedbackActor.log_requests", "FeedbackActor.log_request"))
+
+
+def test_remote_calls_per_request_one_per_called_strategy_the_ranker_and_the_log(service, client, ray_driver):
+    """No remote call the answer does not need: per /search, one call to each strategy its plan
+    calls, one to the ranker, and at most one log write (concurrent requests share one: group
+    commit). A shadow request's off-path fetches (every strategy below the top budget, once) and
+    its completed log are exploration, counted apart. Counted by Ray, not by ltrr: Serve's
+    per-deployment request counters and the feedback actors' finished tasks."""
+    queries = [q for q in service["dataset"].split("test").queries.values()][:40]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # a quiet start: earlier tests' traffic has been exported
+        before, writes_before = _serve_requests(), _log_writes(ray_driver)
+        time.sleep(6)
+        if _serve_requests() == before:
+            break
+    plans = [search(client, q)["plan"] for q in queries]
+    expected = {"orchestrator": len(plans), "ranker": len(plans)}
+    shadow = sum(p["shadow"] for p in plans)
+    for p in plans:
+        for s, b in p["budgets"].items():
+            calls = int(b > 0) + int(p["shadow"] and b < 100)  # the plan's call; a shadow's top-budget fetch
+            expected[f"retriever-{s}"] = expected.get(f"retriever-{s}", 0) + calls
+    deadline, got = time.monotonic() + 90, {}
+    while time.monotonic() < deadline:
+        now = _serve_requests()
+        got = {d: now.get(d, 0.0) - before.get(d, 0.0) for d in expected}
+        if all(got[d] >= n for d, n in expected.items()):
+            time.sleep(6)  # and nothing more arrives
+            now = _serve_requests()
+            got = {d: now.get(d, 0.0) - before.get(d, 0.0) for d in expected}
+            break
+        time.sleep(3)
+    assert got == {d: float(n) for d, n in expected.items()}, (got, expected)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and _log_writes(ray_driver) - writes_before < 1:
+        time.sleep(2)
+    writes = _log_writes(ray_driver) - writes_before
+    assert 1 <= writes <= len(plans) + shadow, (writes, len(plans), shadow)
+
+
 def test_train_ranker_from_logged_clicks(service):
     """The click path: the feedback actors export their logs as Parquet, the ranker trains on them."""
     import json

@@ -352,6 +352,22 @@ def test_cluster_config_installs_indexes_and_deploys_consistently(cluster, serve
     assert "127.0.0.1:8265" in start
 
 
+def test_every_way_to_start_ray_sets_the_serve_throughput_options(cluster, manifest):
+    """`ltrr up`, `ray up cluster.yaml` (head and workers) and the KubeRay pods all start Ray
+    with deployments.cluster.SERVE_ENV, so every deployment path serves as measured."""
+    from deployments.cluster import SERVE_ENV
+
+    for cmds in (cluster["head_start_ray_commands"], cluster["worker_start_ray_commands"]):
+        (start,) = [c for c in cmds if "ray start" in c]
+        assert all(f"{k}={v} " in start for k, v in SERVE_ENV.items()), start
+    spec = manifest["spec"]["rayClusterConfig"]
+    pods = [spec["headGroupSpec"]] + spec["workerGroupSpecs"]
+    for pod in pods:
+        (container,) = pod["template"]["spec"]["containers"]
+        env = {e["name"]: e["value"] for e in container.get("env", [])}
+        assert {k: env.get(k) for k in SERVE_ENV} == SERVE_ENV, container["name"]
+
+
 def test_aws_variant_in_comments_validates(cluster, cluster_text):
     aws = aws_variant(cluster_text)
     assert aws["provider"]["type"] == "aws" and aws["provider"]["region"]
