@@ -64,6 +64,7 @@ from engine.entities import CARD_ITEMS, EntityHit, EntityIndex
 from engine.feedback_store import BadEvent, UnknownRequest
 from engine.history_feed import HistorySnapshot
 from engine.pipeline import Overloaded, RetrieveFn, SearchPipeline, Unavailable
+from engine.sharding import scatter_gather
 from retrievers.base import Query
 from retrievers.index import IndexHandle
 from rl.features import ContextFeaturizer
@@ -95,7 +96,8 @@ async def _awaited(response):
 @serve.deployment(ray_actor_options={"num_cpus": 0.2}, max_ongoing_requests=64)
 @serve.ingress(api)
 class Orchestrator:
-    def __init__(self, retrievers: dict[str, DeploymentHandle], ranker: DeploymentHandle, args: dict):
+    def __init__(self, retrievers: dict[str, DeploymentHandle | list[DeploymentHandle]], ranker: DeploymentHandle,
+                 args: dict):
         self.args = AppArgs.model_validate(args)
         api.state.max_body_bytes = self.args.max_body_bytes
         self.retrievers = retrievers
@@ -111,7 +113,7 @@ class Orchestrator:
         self.history = HistorySnapshot(self.feedback.n_shards)
         self._history_task: asyncio.Task | None = None
         self.pipeline = SearchPipeline(
-            {name: self._retrieve_fn(handle) for name, handle in retrievers.items()},
+            {name: self._strategy_fn(name, handle) for name, handle in retrievers.items()},
             self._rank, self.feedback.log_request, self._policy("fixed"),
             self.args.strategy_timeout_ms / 1000, self.args.ranker_timeout_ms / 1000, self.args.circuit_cooldown_s,
             context_fn=self._features, retry_after_s=self.args.load_shedding.retry_after_s, log_in_background=True)
@@ -170,6 +172,13 @@ class Orchestrator:
                                 headers={"WWW-Authenticate": "Bearer"})
         if not secrets.compare_digest(authorization[len("Bearer "):].encode(), token.encode()):
             raise HTTPException(403, "wrong admin token")
+
+    def _strategy_fn(self, name: str, handle: DeploymentHandle | list[DeploymentHandle]) -> RetrieveFn:
+        """One strategy's call: its deployment, or a scatter-gather over its shards' deployments, each
+        shard with a little less than the strategy's timeout, so a lost shard degrades the answer."""
+        if not isinstance(handle, list):
+            return self._retrieve_fn(handle)
+        return scatter_gather(name, [self._retrieve_fn(h) for h in handle], 0.9 * self.args.strategy_timeout_ms / 1000)
 
     @staticmethod
     def _retrieve_fn(handle: DeploymentHandle) -> RetrieveFn:
@@ -338,13 +347,16 @@ class Orchestrator:
         status = await asyncio.to_thread(serve.status)
         deps = status.applications[app].deployments if app in status.applications else {}
         out = []
-        for name in self.retrievers:
-            d = deps.get(deployment_name(name))
-            running = (d.replica_states or {}).get("RUNNING", 0) if d else 0
-            out.append(StrategyStatus(name=name, deployment=deployment_name(name),
-                                      status=str(d.status.value if hasattr(d.status, "value") else d.status)
-                                      if d else "MISSING",
-                                      replicas=running, circuit_open=self.pipeline.breaker.is_open(name)))
+        for name, handle in self.retrievers.items():
+            shards = [None] if not isinstance(handle, list) else list(range(len(handle)))
+            for shard in shards:
+                dep = deployment_name(name, shard)
+                d = deps.get(dep)
+                running = (d.replica_states or {}).get("RUNNING", 0) if d else 0
+                out.append(StrategyStatus(name=name, deployment=dep,
+                                          status=str(d.status.value if hasattr(d.status, "value") else d.status)
+                                          if d else "MISSING",
+                                          replicas=running, circuit_open=self.pipeline.breaker.is_open(name)))
         return out
 
     @api.get("/promotions")
