@@ -103,7 +103,7 @@ class Orchestrator:
         self.retrievers = retrievers
         self.ranker = ranker
         index = IndexHandle.open(self.args.index_dir)
-        self.catalog = index.catalog()
+        self.catalog = index.catalog_view()  # memory-mapped: shared with the ranker through the page cache
         self.entities = EntityIndex(index.entities(self.catalog))
         self.featurizer = ContextFeaturizer.from_catalog(self.catalog.values(), index.schema)
         self.policy_version_config = "fixed"

@@ -3,7 +3,9 @@
 Layout:
     DIR/manifest.json      dataset name, spec and content fingerprint; counts; versions;
                            per-strategy build time
-    DIR/catalog.jsonl      the items (display fields, popularity, year) and, first, the schema
+    DIR/catalog.jsonl      the items (display fields, popularity, year)
+    DIR/catalog.arrow      the same as memory-mapped Arrow columns, with a sorted id index
+                           (catalog.ids.npy, catalog.rows.npy): what the service reads
     DIR/entities.jsonl     the data's explicit entities (e.g. Spotify playlists; core.entities);
                            those derived from fields are computed from the catalogue on load
     DIR/<strategy>/        each strategy's own files
@@ -16,7 +18,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -27,6 +29,7 @@ from core.entities import Entity, derive_entities
 from core.errors import BadRequest, IndexError_
 from core.model import Dataset, Item, Schema
 from retrievers import STRATEGIES, Retriever, strategy_class
+from retrievers.catalog_store import MappedCatalog, has_catalog, write_catalog
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -140,6 +143,7 @@ def build_index(dataset: Dataset, index_dir: Path, strategies: list[str] | None 
         with (index_dir / CATALOG).open("w", encoding="utf-8") as f:
             for item in dataset.items:
                 f.write(json.dumps(item.to_json(), ensure_ascii=False) + "\n")
+        write_catalog(dataset.items, index_dir)
     manifest["versions"] = package_versions()
     manifest["schema"] = dataset.schema.to_json()  # same data (checked above): keep the newest schema
     tmp = index_dir / (ENTITIES + ".tmp")
@@ -153,11 +157,12 @@ def build_index(dataset: Dataset, index_dir: Path, strategies: list[str] | None 
         cls = strategy_class(name)
         extra = {"bulk_encode": bulk_encode} if bulk_encode is not None and getattr(cls, "uses_encoder", False) \
             else {}
+        before = rss_bytes()
         with PeakRss() as mem:
             cls.build(dataset, index_dir / name, **extra)
         manifest["strategies"][name] = {"built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                         "seconds": round(time.perf_counter() - start, 2),
-                                        "peak_rss_mb": round(mem.peak / 2**20)}
+                                        "rss_before_mb": round(before / 2**20), "peak_rss_mb": round(mem.peak / 2**20)}
         _write_manifest(index_dir, manifest)  # after each strategy, so an interrupted build resumes
     manifest.setdefault("shards", {})
     for name, n in shards.items():
@@ -221,6 +226,11 @@ class IndexHandle:
             with path.open(encoding="utf-8") as f:
                 out += [Entity.from_json(json.loads(line)) for line in f if line.strip()]
         return out
+
+    def catalog_view(self) -> Mapping[str, Item]:
+        """The catalogue for serving: memory-mapped Arrow columns shared by every process
+        (`retrievers/catalog_store.py`), or the loaded dict for an index built before them."""
+        return MappedCatalog(self.dir) if has_catalog(self.dir) else self.catalog()
 
     def catalog(self) -> dict[str, Item]:
         with (self.dir / CATALOG).open(encoding="utf-8") as f:

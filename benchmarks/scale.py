@@ -1,0 +1,332 @@
+"""Scale: build time, index size, memory and latency of every strategy at 10k, 100k and 1M items.
+
+What it does, per catalogue size n (`builtin:music-demo?n_tracks=n`), in stages that each
+add to `benchmarks/scale.json` (so a long run can be resumed stage by stage):
+
+  build  builds every strategy (the six defaults and dense-static) into ROOT/md-<n>/ in this
+         process; dense encodes with Ray Data `map_batches` from 100k items on (a local Ray
+         instance, stopped afterwards). Records per strategy: build seconds, this process's
+         resident memory before and at its peak during the build, and the index's size on
+         disk (dense: `vectors.npy` apart). Writes the test queries to ROOT/md-<n>/queries.json.
+  ann    for dense and dense-static, on their vectors: exact search (flat) as ground truth for
+         300 test queries, then IVF and HNSW candidates: recall@100 against exact, build time,
+         index memory, and search latency per query (one thread).
+  serve  serves the index (`ltrr up`'s functions, 2 CPUs, the fixed plan: the default budgets
+         plus dense-static at 100, no epsilon, no shadow requests), sends the test queries one
+         at a time over HTTP, and records /search p50 and p99, each strategy's call latency
+         inside /search (`timings_ms`), and the memory of every Serve replica and feedback
+         actor: RSS, PSS and USS from /proc/<pid>/smaps_rollup. n=3000 is the baseline.
+  plot   one PNG (benchmarks/scale.png) of each figure against catalogue size.
+
+How to run (each stage that starts Ray or measures takes the machine's heavy-work lock):
+  flock /tmp/ltrr-heavy.lock .venv/bin/python benchmarks/scale.py --stage build --sizes 10000,100000
+  flock /tmp/ltrr-heavy.lock .venv/bin/python benchmarks/scale.py --stage ann --sizes 1000000
+  flock /tmp/ltrr-heavy.lock .venv/bin/python benchmarks/scale.py --stage serve --sizes 3000,10000,100000,1000000
+  .venv/bin/python benchmarks/scale.py --stage plot
+Expect on 2 cores: the 1M build takes over an hour, nearly all of it MiniLM encoding
+(about 230 short texts/s); everything else takes minutes. Results: README, "Scale".
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from core.env import configure
+
+OUT = Path(__file__).with_name("scale.json")
+PNG = Path(__file__).with_name("scale.png")
+ALL = ["lexical", "dense", "memory", "popularity", "structured", "explore", "dense-static"]
+PORT = 8131
+
+
+def load() -> dict:
+    return json.loads(OUT.read_text()) if OUT.is_file() else {}
+
+
+def save(results: dict) -> None:
+    OUT.write_text(json.dumps(results, indent=1, sort_keys=True))
+
+
+def spec(n: int) -> str:
+    return "builtin:music-demo" if n == 3000 else f"builtin:music-demo?n_tracks={n}"
+
+
+def du_mb(path: Path, skip: tuple[str, ...] = ()) -> float:
+    return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and p.name not in skip) / 2**20, 1)
+
+
+# -- build ------------------------------------------------------------------------------
+def build(n: int, root: Path, strategies: list[str], results: dict) -> None:
+    from ingest.registry import load_dataset
+    from retrievers.index import build_index
+
+    index_dir = root / f"md-{n}"
+    t0 = time.perf_counter()
+    dataset = load_dataset(spec(n))
+    gen_s = round(time.perf_counter() - t0, 1)
+    test = dataset.split("test")
+    index_dir.mkdir(parents=True, exist_ok=True)
+    (index_dir / "queries.json").write_text(json.dumps({"queries": test.queries, "intents": test.intents}))
+    bulk = None
+    if n >= 100_000:
+        from deployments.bulk_encode import ray_bulk_encode
+
+        bulk = ray_bulk_encode
+    try:
+        manifest = build_index(dataset, index_dir, strategies, bulk_encode=bulk)
+    finally:
+        if bulk is not None:
+            import ray
+
+            ray.shutdown()
+    row = results.setdefault("build", {}).setdefault(str(n), {})
+    row["_generate_s"] = gen_s
+    for name, info in manifest["strategies"].items():
+        row[name] = {**info, "disk_mb": du_mb(index_dir / name, ("vectors.npy",))}
+        if (index_dir / name / "vectors.npy").is_file():
+            row[name]["vectors_mb"] = du_mb(index_dir / name) - row[name]["disk_mb"]
+    save(results)
+    print(json.dumps({n: row}, indent=1))
+
+
+# -- ann --------------------------------------------------------------------------------
+def ann(n: int, root: Path, results: dict) -> None:
+    import faiss
+
+    from retrievers import ann as ann_lib
+    from retrievers.index import IndexHandle
+
+    faiss.omp_set_num_threads(1)
+    index_dir = root / f"md-{n}"
+    queries = list(json.loads((index_dir / "queries.json").read_text())["queries"].values())[:300]
+    handle = IndexHandle.open(index_dir)
+    out = results.setdefault("ann", {}).setdefault(str(n), {})
+    for name in ("dense", "dense-static"):
+        if name not in handle.strategies:
+            continue
+        vecs = np.load(index_dir / name / "vectors.npy", mmap_mode="r")
+        q = handle.load(name).encode_queries(queries)
+        exact = faiss.IndexFlatIP(vecs.shape[1])
+        for lo in range(0, len(vecs), 100_000):
+            exact.add(np.ascontiguousarray(vecs[lo:lo + 100_000]))
+        t = time.perf_counter()
+        _, truth = exact.search(q, 100)
+        flat_ms = (time.perf_counter() - t) * 1000 / len(q)
+        rows = {"flat": {"recall@100": 1.0, "build_s": 0.0, "memory_mb": round(vecs.nbytes / 2**20),
+                         "ms_per_query": round(flat_ms, 3)}}
+        del exact
+        candidates = [("ivf", {"ivf_codec": "Flat"}, [16, 32, 64, 128]), ("ivf", {"ivf_codec": "SQfp16"}, [64]),
+                      ("hnsw", {"hnsw_m": 32, "hnsw_ef_construction": 40}, [64, 128, 256])]
+        if n > 300_000 and name == "dense":
+            candidates[-1] = ("hnsw", {"hnsw_m": 16, "hnsw_ef_construction": 40}, [128, 256])
+        for kind, params, knobs in candidates:
+            config = ann_lib.AnnConfig(index=kind, **params)
+            index, info = ann_lib.build(np.asarray(vecs), config)
+            memory = round(faiss.serialize_index(index).nbytes / 2**20)
+            for knob in knobs:
+                ann_lib.configure(index, config.model_copy(update={"ivf_nprobe": knob, "hnsw_ef_search": knob}))
+                t = time.perf_counter()
+                lat = []
+                found = np.empty((len(q), 100), dtype=np.int64)
+                for i in range(len(q)):
+                    s = time.perf_counter()
+                    _, found[i] = index.search(q[i:i + 1], 100)
+                    lat.append((time.perf_counter() - s) * 1000)
+                recall = float(np.mean([len(set(found[i]) & set(truth[i])) / 100 for i in range(len(q))]))
+                label = f"{kind}-{params.get('ivf_codec', '')}{info.get('nlist', '')}-m{params.get('hnsw_m', '')}" \
+                        f"-{'nprobe' if kind == 'ivf' else 'ef'}{knob}".replace("--", "-")
+                rows[label] = {"recall@100": round(recall, 4), "build_s": info["build_s"], "memory_mb": memory,
+                               "ms_per_query": round(statistics.median(lat), 3),
+                               "p99_ms": round(float(np.percentile(lat, 99)), 3)}
+                print(name, n, label, rows[label], flush=True)
+            del index
+        out[name] = rows
+        save(results)
+
+
+# -- serve ------------------------------------------------------------------------------
+def smaps(pid: int) -> dict[str, float]:
+    """RSS, PSS and USS (private clean + dirty) of a process, in MiB."""
+    fields: dict[str, int] = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 2 and parts[0].endswith(":") and parts[1].isdigit():
+                fields[parts[0][:-1]] = int(parts[1])
+    kib = {"rss": fields.get("Rss", 0), "pss": fields.get("Pss", 0),
+           "uss": fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)}
+    return {k: round(v / 1024, 1) for k, v in kib.items()}
+
+
+def replica_memory() -> dict[str, dict[str, float]]:
+    from ray.util.state import list_actors
+
+    from core.paths import DASHBOARD_URL
+
+    out: dict[str, dict[str, float]] = {}
+    for a in list_actors(address=DASHBOARD_URL, filters=[("state", "=", "ALIVE")], limit=1000):
+        name = a.class_name
+        if name.startswith("ServeReplica:"):
+            name = name.split(":")[-1]
+        elif "Feedback" in name:
+            name = a.name or name
+        else:
+            continue
+        try:
+            out[name] = smaps(int(a.pid))
+        except (OSError, TypeError, ValueError):
+            continue
+    return out
+
+
+def serve(n: int, root: Path, requests: int, results: dict) -> None:
+    from core.paths import SERVE_CONFIG_TEMPLATE, StatePaths
+    from deployments import cluster
+
+    index_dir = root / f"md-{n}"
+    queries = list(json.loads((index_dir / "queries.json").read_text())["queries"].values())
+    state = root / f"state-{n}"
+    shutil.rmtree(state, ignore_errors=True)
+    base = f"http://127.0.0.1:{PORT}"
+    from rl.policy import DEFAULT_BUDGETS
+
+    budgets = {**DEFAULT_BUDGETS, "dense-static": 100}
+    cluster.down()
+    cluster.start_ray(2)
+    try:
+        t0 = time.perf_counter()
+        rendered = StatePaths(state).serve_config
+        config = cluster.render_config(SERVE_CONFIG_TEMPLATE, rendered, index_dir, state, PORT, {
+            "strategies": ALL, "policy": {"kind": "fixed", "budgets": budgets, "epsilon": 0.0, "shadow_share": 0.0},
+            "strategy_timeout_ms": 5000, "ranker_timeout_ms": 5000})
+        app = config["applications"][0]
+        app["deployments"].append({"name": "retriever-dense-static", "num_replicas": 1,
+                                   "ray_actor_options": {"num_cpus": 0.1}})
+        for dep in app["deployments"]:  # one replica each: memory per replica, no autoscaling noise
+            if "autoscaling_config" in dep:
+                dep.pop("autoscaling_config")
+                dep["num_replicas"] = 1
+        import yaml
+
+        rendered.write_text(yaml.safe_dump(config, sort_keys=False))
+        cluster.deploy(rendered)
+        cluster.wait_healthy(base, 3600)
+        startup_s = round(time.perf_counter() - t0, 1)
+        lat: list[float] = []
+        per: dict[str, list[float]] = {}
+        with httpx.Client(base_url=base, timeout=60) as client:
+            for q in queries[:20]:  # warm-up
+                client.post("/search", json={"query": q, "k": 10})
+            for i in range(requests):
+                t = time.perf_counter()
+                r = client.post("/search", json={"query": queries[i % len(queries)], "k": 10})
+                lat.append((time.perf_counter() - t) * 1000)
+                r.raise_for_status()
+                for key, ms in r.json()["timings_ms"].items():
+                    if key.startswith("retrieve:"):
+                        per.setdefault(key.split(":", 1)[1], []).append(ms)
+        memory = replica_memory()
+        total = {k: round(sum(m[k] for m in memory.values()), 1) for k in ("rss", "pss", "uss")}
+        row = {"p50_ms": round(float(np.percentile(lat, 50)), 2), "p99_ms": round(float(np.percentile(lat, 99)), 2),
+               "requests": requests, "startup_s": startup_s,
+               "strategy_ms": {s: {"p50": round(float(np.percentile(v, 50)), 2),
+                                   "p99": round(float(np.percentile(v, 99)), 2)} for s, v in per.items()},
+               "memory_mb": memory, "memory_total_mb": total}
+        results.setdefault("serve", {})[str(n)] = row
+        save(results)
+        print(json.dumps({n: row}, indent=1))
+    finally:
+        cluster.down()
+
+
+# -- plot -------------------------------------------------------------------------------
+def plot(results: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 3, figsize=(16, 9))
+    b = results.get("build", {})
+    sizes = sorted(int(n) for n in b)
+    for ax, key, title in ((axes[0][0], "seconds", "build time (s)"), (axes[0][1], "disk_mb", "index on disk (MiB)"),
+                           (axes[0][2], "peak_rss_mb", "build peak RSS of the process (MiB)")):
+        for s in ALL:
+            xs = [n for n in sizes if s in b[str(n)]]
+            if xs:
+                ax.plot(xs, [b[str(n)][s][key] for n in xs], marker="o", label=s)
+        ax.set(xscale="log", yscale="log", title=title, xlabel="items")
+    axes[0][0].legend(fontsize=8)
+    sv = results.get("serve", {})
+    ss = sorted(int(n) for n in sv)
+    ax = axes[1][0]
+    for key in ("p50_ms", "p99_ms"):
+        ax.plot(ss, [sv[str(n)][key] for n in ss], marker="o", label=f"/search {key[:3]}")
+    for s in ALL:
+        xs = [n for n in ss if s in sv[str(n)]["strategy_ms"]]
+        if xs:
+            ax.plot(xs, [sv[str(n)]["strategy_ms"][s]["p50"] for n in xs], ls="--", marker=".", label=f"{s} p50")
+    ax.set(xscale="log", yscale="log", title="latency through Serve (ms)", xlabel="items")
+    ax.legend(fontsize=7)
+    ax = axes[1][1]
+    deps = sorted({d for n in ss for d in sv[str(n)]["memory_mb"]})
+    for d in deps:
+        xs = [n for n in ss if d in sv[str(n)]["memory_mb"]]
+        ax.plot(xs, [sv[str(n)]["memory_mb"][d]["pss"] for n in xs], marker=".", label=d)
+    ax.plot(ss, [sv[str(n)]["memory_total_mb"]["pss"] for n in ss], marker="o", color="k", lw=2, label="total PSS")
+    ax.plot(ss, [sv[str(n)]["memory_total_mb"]["rss"] for n in ss], marker="o", color="gray", lw=2, label="total RSS")
+    ax.axhline(12 * 1024, color="r", ls=":", label="12 GiB")
+    ax.set(xscale="log", yscale="log", title="resident memory per replica (MiB)", xlabel="items")
+    ax.legend(fontsize=6)
+    ax = axes[1][2]
+    a = results.get("ann", {})
+    for name in ("dense", "dense-static"):
+        xs = [int(n) for n in sorted(a, key=int) if name in a[n]]
+        for label in sorted({lbl for n in xs for lbl in a[str(n)][name] if lbl != "flat"}):
+            pts = [(n, a[str(n)][name][label]["recall@100"]) for n in xs if label in a[str(n)][name]]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker="o", label=f"{name} {label}")
+    ax.axhline(0.95, color="r", ls=":")
+    ax.set(xscale="log", title="approximate dense recall@100 vs exact", xlabel="items")
+    ax.legend(fontsize=6)
+    fig.suptitle("ltrr at scale: builtin:music-demo on 2 cores (benchmarks/scale.py)")
+    fig.tight_layout()
+    fig.savefig(PNG, dpi=90)
+    print(f"wrote {PNG}")
+
+
+def main() -> int:
+    configure()
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--stage", choices=["build", "ann", "serve", "plot"], required=True)
+    p.add_argument("--sizes", default="10000,100000,1000000")
+    p.add_argument("--root", default="/work/scale", help="where the indexes and state live (never committed)")
+    p.add_argument("--strategies", default=",".join(ALL))
+    p.add_argument("--requests", type=int, default=300)
+    args = p.parse_args()
+    results = load()
+    root = Path(args.root)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    for n in sizes if args.stage != "plot" else []:
+        if args.stage == "build":
+            build(n, root, args.strategies.split(","), results)
+        elif args.stage == "ann":
+            ann(n, root, results)
+        else:
+            serve(n, root, args.requests, results)
+        results = load()
+    if args.stage == "plot":
+        plot(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
