@@ -17,6 +17,8 @@ add to `benchmarks/scale.json` (so a long run can be resumed stage by stage):
          inside /search (`timings_ms`), and the memory of every Serve replica and feedback
          actor: RSS, PSS and USS from /proc/<pid>/smaps_rollup. n=3000 is the baseline.
   plot   one PNG (benchmarks/scale.png) of each figure against catalogue size.
+  plan   the capacity plan for 100M items (README, "Capacity plan"), derived from the serve
+         stage's curves: see `plan()` for how.
 
 How to run (each stage that starts Ray or measures takes the machine's heavy-work lock):
   flock /tmp/ltrr-heavy.lock .venv/bin/python benchmarks/scale.py --stage build --sizes 10000,100000
@@ -247,6 +249,74 @@ def serve(n: int, root: Path, requests: int, results: dict) -> None:
         cluster.down()
 
 
+# -- plan -------------------------------------------------------------------------------
+TARGET_ITEMS = 100_000_000
+NODE_MEMORY_GIB = 64        # a common cloud node (16 vCPU, 64 GiB); the plan keeps 25 % headroom
+TARGET_RPS = 1000           # /search requests per second to plan replicas for
+
+
+def fit_linear(ns: list[int], ys: list[float]) -> tuple[float, float]:
+    """Least-squares y = a + b n over the measured sizes (memory and disk grow linearly)."""
+    b, a = np.polyfit(np.array(ns, float), np.array(ys, float), 1)
+    return float(a), float(b)
+
+
+def fit_power(ns: list[int], ys: list[float]) -> tuple[float, float]:
+    """Least-squares log y = log c + e log n (latency: e near 1 for a scan, near 0 for a look-up)."""
+    e, logc = np.polyfit(np.log(np.array(ns, float)), np.log(np.maximum(np.array(ys, float), 1e-3)), 1)
+    return float(np.exp(logc)), float(e)
+
+
+def plan(results: dict) -> dict:
+    """Shards, memory per node, replicas and expected p50 for TARGET_ITEMS, from the measured curves.
+
+    Per strategy: replica memory (USS + its share of mapped files, i.e. PSS) fitted linearly in
+    the catalogue size, and its call latency inside /search fitted as a power law. A strategy
+    is split into the fewest shards whose replica fits in 75 % of a node; each shard then holds
+    TARGET_ITEMS / shards items, and its latency is the fit at that size. Replicas per shard for
+    TARGET_RPS: each call keeps about one core busy for its p50 (measured on 2 shared cores, so
+    this overestimates), at 70 % utilisation. The /search p50 is the measured fixed overhead
+    (p50 minus the slowest strategy's p50 at 1M) plus the slowest sharded strategy."""
+    sv = results.get("serve", {})
+    sizes = sorted(int(n) for n in sv if int(n) >= 10_000)
+    out: dict = {"target_items": TARGET_ITEMS, "node_memory_gib": NODE_MEMORY_GIB, "target_rps": TARGET_RPS,
+                 "fitted_on": sizes, "strategies": {}}
+    if len(sizes) < 2:
+        return out
+    budget_mb = 0.75 * NODE_MEMORY_GIB * 1024
+    slowest = 0.0
+    for s in ALL:
+        dep = f"retriever-{s}"
+        ns = [n for n in sizes if dep in sv[str(n)]["memory_mb"] and s in sv[str(n)]["strategy_ms"]]
+        if len(ns) < 2:
+            continue
+        a, b = fit_linear(ns, [sv[str(n)]["memory_mb"][dep]["pss"] for n in ns])
+        c, e = fit_power(ns, [sv[str(n)]["strategy_ms"][s]["p50"] for n in ns])
+        shards = 1
+        while a + b * TARGET_ITEMS / shards > budget_mb and shards < 4096:
+            shards *= 2
+        per_shard = TARGET_ITEMS / shards
+        lat = c * per_shard ** e
+        replicas = max(1, int(np.ceil(TARGET_RPS * lat / 1000 / 0.7)))
+        slowest = max(slowest, lat)
+        out["strategies"][s] = {"memory_mb": {"fixed": round(a), "per_million_items": round(b * 1e6)},
+                                "latency_ms": {"c": round(c, 5), "exponent": round(e, 3)},
+                                "shards": shards, "items_per_shard": int(per_shard),
+                                "memory_per_shard_replica_gib": round((a + b * per_shard) / 1024, 1),
+                                "shard_p50_ms": round(lat, 1), "replicas_per_shard": replicas,
+                                "cores": shards * replicas}
+    top = str(max(sizes))
+    strat = sv[top]["strategy_ms"]
+    overhead = sv[top]["p50_ms"] - max(v["p50"] for v in strat.values())
+    others = {d: m["pss"] for d, m in sv[top]["memory_mb"].items() if not d.startswith("retriever-")}
+    out["search_p50_ms"] = round(overhead + slowest, 1)
+    out["fixed_overhead_ms"] = round(overhead, 1)
+    out["other_deployments_mb_at_largest"] = others
+    out["total_memory_gib"] = round(sum(v["memory_per_shard_replica_gib"] * v["shards"] * v["replicas_per_shard"]
+                                        for v in out["strategies"].values()), 1)
+    return out
+
+
 # -- plot -------------------------------------------------------------------------------
 def plot(results: dict) -> None:
     import matplotlib
@@ -306,7 +376,7 @@ def plot(results: dict) -> None:
 def main() -> int:
     configure()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--stage", choices=["build", "ann", "serve", "plot"], required=True)
+    p.add_argument("--stage", choices=["build", "ann", "serve", "plot", "plan"], required=True)
     p.add_argument("--sizes", default="10000,100000,1000000")
     p.add_argument("--root", default="/work/scale", help="where the indexes and state live (never committed)")
     p.add_argument("--strategies", default=",".join(ALL))
@@ -315,7 +385,7 @@ def main() -> int:
     results = load()
     root = Path(args.root)
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    for n in sizes if args.stage != "plot" else []:
+    for n in sizes if args.stage in ("build", "ann", "serve") else []:
         if args.stage == "build":
             build(n, root, args.strategies.split(","), results)
         elif args.stage == "ann":
@@ -325,6 +395,10 @@ def main() -> int:
         results = load()
     if args.stage == "plot":
         plot(results)
+    if args.stage == "plan":
+        results["plan"] = plan(results)
+        save(results)
+        print(json.dumps(results["plan"], indent=1))
     return 0
 
 
