@@ -66,7 +66,7 @@ def du_mb(path: Path, skip: tuple[str, ...] = ()) -> float:
 
 
 # -- build ------------------------------------------------------------------------------
-def build(n: int, root: Path, strategies: list[str], results: dict) -> None:
+def build(n: int, root: Path, strategies: list[str], results: dict, encode: str = "auto") -> None:
     from ingest.registry import load_dataset
     from retrievers.index import build_index
 
@@ -75,10 +75,8 @@ def build(n: int, root: Path, strategies: list[str], results: dict) -> None:
     dataset = load_dataset(spec(n))
     gen_s = round(time.perf_counter() - t0, 1)
     test = dataset.split("test")
-    index_dir.mkdir(parents=True, exist_ok=True)
-    (index_dir / "queries.json").write_text(json.dumps({"queries": test.queries, "intents": test.intents}))
     bulk = None
-    if n >= 100_000:
+    if encode == "ray" or (encode == "auto" and n >= 100_000):
         from deployments.bulk_encode import ray_bulk_encode
 
         bulk = ray_bulk_encode
@@ -89,6 +87,7 @@ def build(n: int, root: Path, strategies: list[str], results: dict) -> None:
             import ray
 
             ray.shutdown()
+    (index_dir / "queries.json").write_text(json.dumps({"queries": test.queries, "intents": test.intents}))
     row = results.setdefault("build", {}).setdefault(str(n), {})
     row["_generate_s"] = gen_s
     for name, info in manifest["strategies"].items():
@@ -127,11 +126,14 @@ def ann(n: int, root: Path, results: dict) -> None:
         del exact
         candidates = [("ivf", {"ivf_codec": "Flat"}, [16, 32, 64, 128]), ("ivf", {"ivf_codec": "SQfp16"}, [64]),
                       ("hnsw", {"hnsw_m": 32, "hnsw_ef_construction": 40}, [64, 128, 256])]
-        if n > 300_000 and name == "dense":
-            candidates[-1] = ("hnsw", {"hnsw_m": 16, "hnsw_ef_construction": 40}, [128, 256])
+        if n > 300_000:  # HNSW insertion at a million costs many minutes: once, on the cheaper vectors
+            candidates = candidates[:-1] if name == "dense" else \
+                candidates[:-1] + [("hnsw", {"hnsw_m": 16, "hnsw_ef_construction": 40}, [128, 256])]
         for kind, params, knobs in candidates:
             config = ann_lib.AnnConfig(index=kind, **params)
+            faiss.omp_set_num_threads(2)  # build on both cores; search timings on one
             index, info = ann_lib.build(np.asarray(vecs), config)
+            faiss.omp_set_num_threads(1)
             memory = round(faiss.serialize_index(index).nbytes / 2**20)
             for knob in knobs:
                 ann_lib.configure(index, config.model_copy(update={"ivf_nprobe": knob, "hnsw_ef_search": knob}))
@@ -189,7 +191,7 @@ def replica_memory() -> dict[str, dict[str, float]]:
     return out
 
 
-def serve(n: int, root: Path, requests: int, results: dict) -> None:
+def serve(n: int, root: Path, requests: int, results: dict, strategies: list[str] = ALL, label: str = "") -> None:
     from core.paths import SERVE_CONFIG_TEMPLATE, StatePaths
     from deployments import cluster
 
@@ -200,18 +202,21 @@ def serve(n: int, root: Path, requests: int, results: dict) -> None:
     base = f"http://127.0.0.1:{PORT}"
     from rl.policy import DEFAULT_BUDGETS
 
-    budgets = {**DEFAULT_BUDGETS, "dense-static": 100}
-    cluster.down()
-    cluster.start_ray(2)
+    budgets = {s: b for s, b in {**DEFAULT_BUDGETS, "dense-static": 100}.items() if s in strategies}
+    if not cluster.start_ray(2):  # never deploy onto (or stop) a cluster somebody else runs
+        raise SystemExit("a Ray cluster already runs on this machine; stop it first (one at a time)")
     try:
         t0 = time.perf_counter()
         rendered = StatePaths(state).serve_config
         config = cluster.render_config(SERVE_CONFIG_TEMPLATE, rendered, index_dir, state, PORT, {
-            "strategies": ALL, "policy": {"kind": "fixed", "budgets": budgets, "epsilon": 0.0, "shadow_share": 0.0},
+            "strategies": strategies, "policy": {"kind": "fixed", "budgets": budgets, "epsilon": 0.0, "shadow_share": 0.0},
             "strategy_timeout_ms": 5000, "ranker_timeout_ms": 5000})
         app = config["applications"][0]
-        app["deployments"].append({"name": "retriever-dense-static", "num_replicas": 1,
-                                   "ray_actor_options": {"num_cpus": 0.1}})
+        if "dense-static" in strategies:
+            app["deployments"].append({"name": "retriever-dense-static", "num_replicas": 1,
+                                       "ray_actor_options": {"num_cpus": 0.1}})
+        app["deployments"] = [d for d in app["deployments"] if not d["name"].startswith("retriever-")
+                              or d["name"][len("retriever-"):] in strategies]
         for dep in app["deployments"]:  # one replica each: memory per replica, no autoscaling noise
             if "autoscaling_config" in dep:
                 dep.pop("autoscaling_config")
@@ -238,15 +243,25 @@ def serve(n: int, root: Path, requests: int, results: dict) -> None:
         memory = replica_memory()
         total = {k: round(sum(m[k] for m in memory.values()), 1) for k in ("rss", "pss", "uss")}
         row = {"p50_ms": round(float(np.percentile(lat, 50)), 2), "p99_ms": round(float(np.percentile(lat, 99)), 2),
-               "requests": requests, "startup_s": startup_s,
+               "requests": requests, "startup_s": startup_s, "strategies": strategies,
                "strategy_ms": {s: {"p50": round(float(np.percentile(v, 50)), 2),
                                    "p99": round(float(np.percentile(v, 99)), 2)} for s, v in per.items()},
                "memory_mb": memory, "memory_total_mb": total}
-        results.setdefault("serve", {})[str(n)] = row
+        results.setdefault("serve", {})[f"{n}{label}"] = row
         save(results)
         print(json.dumps({n: row}, indent=1))
     finally:
         cluster.down()
+
+
+def serve_rows(results: dict, label: str = "") -> dict[int, dict]:
+    """The serve stage's rows of one plan variant (`--label`), by catalogue size."""
+    out = {}
+    for key, row in results.get("serve", {}).items():
+        n, _, rest = key.partition("-")
+        if n.isdigit() and (f"-{rest}" if rest else "") == label:
+            out[int(n)] = row
+    return out
 
 
 # -- plan -------------------------------------------------------------------------------
@@ -277,8 +292,9 @@ def plan(results: dict) -> dict:
     TARGET_RPS: each call keeps about one core busy for its p50 (measured on 2 shared cores, so
     this overestimates), at 70 % utilisation. The /search p50 is the measured fixed overhead
     (p50 minus the slowest strategy's p50 at 1M) plus the slowest sharded strategy."""
-    sv = results.get("serve", {})
-    sizes = sorted(int(n) for n in sv if int(n) >= 10_000)
+    rows = serve_rows(results)
+    sv = {str(n): r for n, r in rows.items()}
+    sizes = sorted(n for n in rows if n >= 10_000)
     out: dict = {"target_items": TARGET_ITEMS, "node_memory_gib": NODE_MEMORY_GIB, "target_rps": TARGET_RPS,
                  "fitted_on": sizes, "strategies": {}}
     if len(sizes) < 2:
@@ -335,11 +351,15 @@ def plot(results: dict) -> None:
                 ax.plot(xs, [b[str(n)][s][key] for n in xs], marker="o", label=s)
         ax.set(xscale="log", yscale="log", title=title, xlabel="items")
     axes[0][0].legend(fontsize=8)
-    sv = results.get("serve", {})
+    sv = {str(n): r for n, r in serve_rows(results).items()}
     ss = sorted(int(n) for n in sv)
     ax = axes[1][0]
     for key in ("p50_ms", "p99_ms"):
         ax.plot(ss, [sv[str(n)][key] for n in ss], marker="o", label=f"/search {key[:3]}")
+    for label in sorted({k.partition("-")[2] for k in results.get("serve", {}) if "-" in k}):
+        alt = serve_rows(results, f"-{label}")
+        ax.plot(sorted(alt), [alt[n]["p50_ms"] for n in sorted(alt)], marker="s", ls=":",
+                label=f"/search p50 ({label})")
     for s in ALL:
         xs = [n for n in ss if s in sv[str(n)]["strategy_ms"]]
         if xs:
@@ -381,17 +401,20 @@ def main() -> int:
     p.add_argument("--root", default="/work/scale", help="where the indexes and state live (never committed)")
     p.add_argument("--strategies", default=",".join(ALL))
     p.add_argument("--requests", type=int, default=300)
+    p.add_argument("--encode", choices=["auto", "local", "ray"], default="auto",
+                   help="dense encoding in the build: auto = Ray Data from 100k items on")
+    p.add_argument("--label", default="", help="suffix of the serve row's key (a variant of the plan)")
     args = p.parse_args()
     results = load()
     root = Path(args.root)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     for n in sizes if args.stage in ("build", "ann", "serve") else []:
         if args.stage == "build":
-            build(n, root, args.strategies.split(","), results)
+            build(n, root, args.strategies.split(","), results, args.encode)
         elif args.stage == "ann":
             ann(n, root, results)
         else:
-            serve(n, root, args.requests, results)
+            serve(n, root, args.requests, results, args.strategies.split(","), args.label)
         results = load()
     if args.stage == "plot":
         plot(results)

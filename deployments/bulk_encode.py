@@ -41,10 +41,16 @@ def ray_bulk_encode(texts: list[str], spec: EncoderSpec, batch_size: int, concur
         ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False)
     cpus = int(ray.cluster_resources().get("CPU", 1))
     concurrency = concurrency or max(1, cpus)
-    table = pa.table({"row": np.arange(len(texts), dtype=np.int64), "text": pa.array(texts, pa.string())})
-    ds = ray.data.from_arrow(table).repartition(max(concurrency * 4, len(texts) // 50_000 + 1))
+    # blocks cut here, on the driver: a repartition would be a task that needs a CPU the encoder
+    # actors (one CPU each, as many as the cluster has) never give back
+    n_blocks = max(concurrency * 4, len(texts) // 20_000 + 1)
+    step = -(-len(texts) // n_blocks)
+    blocks = [pa.table({"row": np.arange(lo, min(lo + step, len(texts)), dtype=np.int64),
+                        "text": pa.array(texts[lo:lo + step], pa.string())}) for lo in range(0, len(texts), step)]
+    ds = ray.data.from_arrow(blocks)
     out = ds.map_batches(_EncodeBatch, fn_constructor_kwargs={"spec": spec.to_json(), "batch_size": batch_size},
-                         batch_size=rows_per_batch, batch_format="numpy", concurrency=concurrency, num_cpus=1)
+                         batch_size=rows_per_batch, batch_format="numpy",
+                         compute=ray.data.ActorPoolStrategy(size=concurrency), num_cpus=1)
     vecs: np.ndarray | None = None
     for batch in out.iter_batches(batch_size=8192, batch_format="numpy"):
         part = np.asarray(batch["vec"], dtype=np.float32)
