@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -119,16 +120,19 @@ def ann(n: int, root: Path, results: dict) -> None:
         for lo in range(0, len(vecs), 100_000):
             exact.add(np.ascontiguousarray(vecs[lo:lo + 100_000]))
         t = time.perf_counter()
-        _, truth = exact.search(q, 100)
+        truth_scores, truth = exact.search(q, 100)
         flat_ms = (time.perf_counter() - t) * 1000 / len(q)
-        rows = {"flat": {"recall@100": 1.0, "build_s": 0.0, "memory_mb": round(vecs.nbytes / 2**20),
+        ties_at_100 = (truth_scores >= truth_scores[:, 99:100] - 1e-5).sum(1)
+        rows = {"flat": {"recall@100": 1.0, "recall@100_ties": 1.0, "build_s": 0.0,
+                         "memory_mb": round(vecs.nbytes / 2**20),
+                         "exact_scores_tied_with_100th_median": int(np.median(ties_at_100)),
                          "ms_per_query": round(flat_ms, 3)}}
         del exact
-        candidates = [("ivf", {"ivf_codec": "Flat"}, [16, 32, 64, 128]), ("ivf", {"ivf_codec": "SQfp16"}, [64]),
+        candidates = [("ivf", {"ivf_codec": "Flat"}, [32, 64, 128, 256, 512, 1024]),
+                      ("ivf", {"ivf_codec": "SQfp16"}, [256]),
                       ("hnsw", {"hnsw_m": 32, "hnsw_ef_construction": 40}, [64, 128, 256])]
-        if n > 300_000:  # HNSW insertion at a million costs many minutes: once, on the cheaper vectors
-            candidates = candidates[:-1] if name == "dense" else \
-                candidates[:-1] + [("hnsw", {"hnsw_m": 16, "hnsw_ef_construction": 40}, [128, 256])]
+        if n > 300_000:  # HNSW insertion at a million costs many minutes on 2 cores: compared at 100k
+            candidates = candidates[:-1]
         for kind, params, knobs in candidates:
             config = ann_lib.AnnConfig(index=kind, **params)
             faiss.omp_set_num_threads(2)  # build on both cores; search timings on one
@@ -145,9 +149,16 @@ def ann(n: int, root: Path, results: dict) -> None:
                     _, found[i] = index.search(q[i:i + 1], 100)
                     lat.append((time.perf_counter() - s) * 1000)
                 recall = float(np.mean([len(set(found[i]) & set(truth[i])) / 100 for i in range(len(q))]))
+                # ties: music-demo's templated texts give many items the same vector, so the exact top 100
+                # is one arbitrary pick among equals; an item scoring at least the 100th exact score
+                # (less float error) is as correct as the one it replaced (ann-benchmarks' distance recall)
+                exact_of_found = np.einsum("qd,qkd->qk", q, np.asarray(vecs[np.maximum(found, 0).ravel()]).reshape(
+                    len(q), 100, -1))
+                ties = float(np.mean(((exact_of_found >= truth_scores[:, 99:100] - 1e-5) & (found >= 0)).sum(1) / 100))
                 label = f"{kind}-{params.get('ivf_codec', '')}{info.get('nlist', '')}-m{params.get('hnsw_m', '')}" \
                         f"-{'nprobe' if kind == 'ivf' else 'ef'}{knob}".replace("--", "-")
-                rows[label] = {"recall@100": round(recall, 4), "build_s": info["build_s"], "memory_mb": memory,
+                rows[label] = {"recall@100": round(recall, 4), "recall@100_ties": round(ties, 4),
+                               "build_s": info["build_s"], "memory_mb": memory,
                                "ms_per_query": round(statistics.median(lat), 3),
                                "p99_ms": round(float(np.percentile(lat, 99)), 3)}
                 print(name, n, label, rows[label], flush=True)
@@ -227,6 +238,7 @@ def serve(n: int, root: Path, requests: int, results: dict, strategies: list[str
         cluster.deploy(rendered)
         cluster.wait_healthy(base, 3600)
         startup_s = round(time.perf_counter() - t0, 1)
+        load_before = os.getloadavg()[0]  # other work on the machine shows here (2 cores)
         lat: list[float] = []
         per: dict[str, list[float]] = {}
         with httpx.Client(base_url=base, timeout=60) as client:
@@ -244,6 +256,7 @@ def serve(n: int, root: Path, requests: int, results: dict, strategies: list[str
         total = {k: round(sum(m[k] for m in memory.values()), 1) for k in ("rss", "pss", "uss")}
         row = {"p50_ms": round(float(np.percentile(lat, 50)), 2), "p99_ms": round(float(np.percentile(lat, 99)), 2),
                "requests": requests, "startup_s": startup_s, "strategies": strategies,
+               "loadavg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
                "strategy_ms": {s: {"p50": round(float(np.percentile(v, 50)), 2),
                                    "p99": round(float(np.percentile(v, 99)), 2)} for s, v in per.items()},
                "memory_mb": memory, "memory_total_mb": total}

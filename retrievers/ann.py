@@ -1,12 +1,15 @@
 """The faiss index behind the dense strategies: exact, HNSW or IVF, chosen by `AnnConfig`.
 
 Up to `approx_threshold` items the index is exact (`IndexFlatIP`: every query scans every
-vector, about 8 ms per query per 100k vectors of 384 dimensions on one core). Above it,
+vector; 62 ms per query at a million 256-dimension vectors on one busy core). Above it,
 `auto` builds an inverted file (`IVF<nlist>,Flat`, inner product): k-means cells of the
 vectors, and a query scans the `nprobe` nearest cells. The defaults come from
-`benchmarks/ann_choice.py` at a million music-demo vectors (README, "Scale"): IVF reached
-recall@100 >= 0.95 against exact search with far less build time than HNSW (whose graph
-insertion is the slow part on 2 cores) and with no more memory than the vectors themselves.
+`benchmarks/scale.py --stage ann` (README, "Scale"): at a million music-demo dense-static
+vectors, IVF4096 reached recall@100 0.963 against exact search only when a query scans a
+quarter of the cells (nprobe 1024: 30 ms per query, half of exact; nprobe 64 gave 0.60,
+256 gave 0.82): music-demo's templated texts put many near-equal items in many cells. So
+`ivf_nprobe` 0 means a quarter of the cells; set it lower to trade recall for latency.
+HNSW was not measured at a million (its graph insertion takes many minutes on 2 cores).
 """
 from __future__ import annotations
 
@@ -28,7 +31,8 @@ class AnnConfig(BaseModel):
     hnsw_ef_construction: int = Field(40, description="HNSW build breadth")
     hnsw_ef_search: int = Field(128, description="HNSW search breadth; higher is more exact and slower")
     ivf_nlist: int = Field(0, ge=0, description="IVF cells; 0: 4 * sqrt(items), rounded to a power of two")
-    ivf_nprobe: int = Field(64, ge=1, description="IVF cells scanned per query; higher is more exact and slower")
+    ivf_nprobe: int = Field(0, ge=0, description="IVF cells scanned per query; higher is more exact and slower; "
+                            "0: a quarter of the cells (recall@100 0.96 at a million music-demo vectors)")
     ivf_codec: str = Field("Flat", description="faiss code of the IVF lists: Flat (float32) or SQfp16 (half "
                            "the memory)")
     train_per_cell: int = Field(64, ge=8, description="k-means training vectors per IVF cell")
@@ -81,4 +85,4 @@ def configure(index: faiss.Index, config: AnnConfig) -> None:
         index.hnsw.efSearch = config.hnsw_ef_search
     ivf = faiss.try_extract_index_ivf(index)
     if ivf is not None:
-        ivf.nprobe = config.ivf_nprobe
+        ivf.nprobe = config.ivf_nprobe or max(1, ivf.nlist // 4)

@@ -2,7 +2,8 @@
 test_multinode.py, whose module docstring explains the loopback settings).
 
 A 300-track music-demo index with lexical and dense split into 2 shards each
-(`ltrr index --shards lexical=2,dense=2`). Node A (`zone_a`) runs the proxy, the
+(`ltrr index --shards lexical=2,dense=2 --encode-with ray`: the dense vectors come from Ray
+Data `map_batches`, and must equal encoding in process). Node A (`zone_a`) runs the proxy, the
 orchestrator, the ranker and shard 0 of both strategies; node B (`zone_b`) runs shard 1 of
 both, pinned there through `ray_actor_options.resources`. The fixed plan asks each
 strategy for 10 candidates and the answer shows all of them (k 20), so every strategy's
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import yaml
 
@@ -38,7 +40,7 @@ FAST_FAILURE_DETECTION = {"health_check_period_ms": 1000, "health_check_failure_
 def sharded_index(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("sharded") / "index"
     built = ltrr("index", "--dataset", SPEC, "--out", str(out), "--strategies", "lexical,dense",
-                 "--shards", "lexical=2,dense=2", "--json")
+                 "--shards", "lexical=2,dense=2", "--encode-with", "ray", "--json")
     assert built.returncode == 0, built.stderr[-3000:]
     return out
 
@@ -88,12 +90,17 @@ def test_sharded_lexical_and_dense_equal_unsharded_and_survive_a_lost_node(tmp_p
 
     from deployments.cluster import deploy, wait_healthy
     from deployments.feedback import NAMESPACE
+    from retrievers.dense import VECTORS, item_text
     from retrievers.index import IndexHandle
     from retrievers.shards import shard_of
 
     index = IndexHandle.open(sharded_index)
     expected = {s: {q: [c.item_id for c in index.load(s).retrieve(q, BUDGET)] for q in QUERIES}
                 for s in ("lexical", "dense")}
+    dense = index.load("dense")  # its vectors came from Ray Data map_batches: the same as encoding here
+    catalog = index.catalog()
+    texts = [item_text(catalog[i], dense.meta["fields"]) for i in dense.ids[:40]]
+    assert np.allclose(np.load(sharded_index / "dense" / VECTORS)[:40], dense.encoder.encode(texts), atol=1e-5)
     monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     monkeypatch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
