@@ -167,6 +167,52 @@ def ann(n: int, root: Path, results: dict) -> None:
         save(results)
 
 
+# -- cpu --------------------------------------------------------------------------------
+BUDGETS = {"lexical": 100, "dense": 100, "memory": 25, "popularity": 25, "structured": 50, "explore": 10,
+           "dense-static": 100}
+
+
+def cpu(n: int, root: Path, results: dict) -> None:
+    """Each strategy's time per call in this process, one query at a time (its CPU cost: no HTTP,
+    no Serve, nothing else waited on), at the fixed plan's budget, over 200 test queries."""
+    from retrievers.index import IndexHandle
+
+    index_dir = root / f"md-{n}"
+    queries = list(json.loads((index_dir / "queries.json").read_text())["queries"].values())[:200]
+    handle = IndexHandle.open(index_dir)
+    out = results.setdefault("cpu", {}).setdefault(str(n), {})
+    for name in handle.strategies:
+        r = handle.load(name)
+        for q in queries[:10]:
+            r.retrieve(q, BUDGETS[name])
+        lat = []
+        for q in queries:
+            t = time.perf_counter()
+            r.retrieve(q, BUDGETS[name])
+            lat.append((time.perf_counter() - t) * 1000)
+        out[name] = {"p50_ms": round(float(np.percentile(lat, 50)), 3), "mean_ms": round(float(np.mean(lat)), 3)}
+        print(n, name, out[name], flush=True)
+        r.close()
+        del r
+    from engine.entities import EntityIndex  # the orchestrator's own work per request
+    from rl.features import ContextFeaturizer
+
+    catalog = handle.catalog_view()
+    entities = EntityIndex(handle.entities(catalog))
+    featurizer = ContextFeaturizer.from_catalog(catalog.values(), handle.schema)
+    for name, fn in (("orchestrator:entities", lambda q: entities.cards(q, 3)),
+                     ("orchestrator:features", featurizer.featurize)):
+        lat = []
+        for q in queries:
+            t = time.perf_counter()
+            fn(q)
+            lat.append((time.perf_counter() - t) * 1000)
+        out[name] = {"p50_ms": round(float(np.percentile(lat, 50)), 3), "mean_ms": round(float(np.mean(lat)), 3)}
+        print(n, name, out[name], flush=True)
+    out["_loadavg_1m"] = round(os.getloadavg()[0], 2)
+    save(results)
+
+
 # -- serve ------------------------------------------------------------------------------
 def smaps(pid: int) -> dict[str, float]:
     """RSS, PSS and USS (private clean + dirty) of a process, in MiB."""
@@ -280,7 +326,10 @@ def serve_rows(results: dict, label: str = "") -> dict[int, dict]:
 # -- plan -------------------------------------------------------------------------------
 TARGET_ITEMS = 100_000_000
 NODE_MEMORY_GIB = 64        # a common cloud node (16 vCPU, 64 GiB); the plan keeps 25 % headroom
-TARGET_RPS = 1000           # /search requests per second to plan replicas for
+NODE_CORES = 16
+REPLICA_GIB = 12            # a shard replica at most this big: several fit on a node, restarts stay quick
+TARGET_RPS = 100            # /search requests per second to plan replicas for (replicas scale linearly)
+CALL_MS_MAX = 50            # a shard is split until one call costs at most this much CPU
 
 
 def fit_linear(ns: list[int], ys: list[float]) -> tuple[float, float]:
@@ -295,54 +344,107 @@ def fit_power(ns: list[int], ys: list[float]) -> tuple[float, float]:
     return float(np.exp(logc)), float(e)
 
 
-def plan(results: dict) -> dict:
+def plan(results: dict, label: str = "-nodense") -> dict:
     """Shards, memory per node, replicas and expected p50 for TARGET_ITEMS, from the measured curves.
 
-    Per strategy: replica memory (USS + its share of mapped files, i.e. PSS) fitted linearly in
-    the catalogue size, and its call latency inside /search fitted as a power law. A strategy
-    is split into the fewest shards whose replica fits in 75 % of a node; each shard then holds
-    TARGET_ITEMS / shards items, and its latency is the fit at that size. Replicas per shard for
-    TARGET_RPS: each call keeps about one core busy for its p50 (measured on 2 shared cores, so
-    this overestimates), at 70 % utilisation. The /search p50 is the measured fixed overhead
-    (p50 minus the slowest strategy's p50 at 1M) plus the slowest sharded strategy."""
-    rows = serve_rows(results)
+    Memory: each strategy's replica PSS through Serve (the `label` variant, served at 10k, 100k
+    and 1M) fitted linearly in the items it holds. A strategy is split into the fewest shards
+    (a power of two) whose replica needs at most REPLICA_GIB, so that a node holds several, and
+    whose call costs at most CALL_MS_MAX (more shards: shorter calls, more total CPU when a strategy's
+    cost grows slower than linearly).
+    CPU: each strategy's time per call in one process (`--stage cpu`, 10k..1M) fitted as a power
+    law in the items, read at the shard's size; a shard needs TARGET_RPS x that / 1000 cores at
+    70 % utilisation, one core per replica. Latency: a shard call through Serve is its CPU time
+    plus the Serve call overhead measured at 1M (a strategy's p50 inside /search minus its
+    in-process p50, median over strategies); /search p50 is the orchestrator's measured own time
+    at 1M (/search p50 minus its slowest strategy) plus the slowest shard. Node count: the larger
+    of memory / (75 % of NODE_MEMORY_GIB) and cores / NODE_CORES."""
+    rows = serve_rows(results, label)
     sv = {str(n): r for n, r in rows.items()}
     sizes = sorted(n for n in rows if n >= 10_000)
-    out: dict = {"target_items": TARGET_ITEMS, "node_memory_gib": NODE_MEMORY_GIB, "target_rps": TARGET_RPS,
-                 "fitted_on": sizes, "strategies": {}}
+    cpu_rows = results.get("cpu", {})
+    out: dict = {"target_items": TARGET_ITEMS, "node": {"memory_gib": NODE_MEMORY_GIB, "cores": NODE_CORES},
+                 "replica_gib_max": REPLICA_GIB, "target_rps": TARGET_RPS, "fitted_on": sizes,
+                 "variant": label or "full", "strategies": {}}
     if len(sizes) < 2:
         return out
-    budget_mb = 0.75 * NODE_MEMORY_GIB * 1024
-    slowest = 0.0
-    for s in ALL:
-        dep = f"retriever-{s}"
-        ns = [n for n in sizes if dep in sv[str(n)]["memory_mb"] and s in sv[str(n)]["strategy_ms"]]
-        if len(ns) < 2:
-            continue
-        a, b = fit_linear(ns, [sv[str(n)]["memory_mb"][dep]["pss"] for n in ns])
-        c, e = fit_power(ns, [sv[str(n)]["strategy_ms"][s]["p50"] for n in ns])
-        shards = 1
-        while a + b * TARGET_ITEMS / shards > budget_mb and shards < 4096:
-            shards *= 2
-        per_shard = TARGET_ITEMS / shards
-        lat = c * per_shard ** e
-        replicas = max(1, int(np.ceil(TARGET_RPS * lat / 1000 / 0.7)))
-        slowest = max(slowest, lat)
-        out["strategies"][s] = {"memory_mb": {"fixed": round(a), "per_million_items": round(b * 1e6)},
-                                "latency_ms": {"c": round(c, 5), "exponent": round(e, 3)},
-                                "shards": shards, "items_per_shard": int(per_shard),
-                                "memory_per_shard_replica_gib": round((a + b * per_shard) / 1024, 1),
-                                "shard_p50_ms": round(lat, 1), "replicas_per_shard": replicas,
-                                "cores": shards * replicas}
     top = str(max(sizes))
     strat = sv[top]["strategy_ms"]
-    overhead = sv[top]["p50_ms"] - max(v["p50"] for v in strat.values())
-    others = {d: m["pss"] for d, m in sv[top]["memory_mb"].items() if not d.startswith("retriever-")}
-    out["search_p50_ms"] = round(overhead + slowest, 1)
-    out["fixed_overhead_ms"] = round(overhead, 1)
-    out["other_deployments_mb_at_largest"] = others
-    out["total_memory_gib"] = round(sum(v["memory_per_shard_replica_gib"] * v["shards"] * v["replicas_per_shard"]
-                                        for v in out["strategies"].values()), 1)
+    overheads = [strat[s]["p50"] - cpu_rows[top][s]["p50_ms"] for s in strat if s in cpu_rows.get(top, {})]
+    serve_overhead = float(np.median(overheads)) if overheads else 0.0
+    own = sv[top]["p50_ms"] - max(v["p50"] for v in strat.values())
+    slowest = 0.0
+    for s in [*ALL, "orchestrator:entities", "orchestrator:features"]:
+        dep = f"retriever-{s}"
+        mem_ns = [n for n in sizes if dep in sv[str(n)]["memory_mb"]]
+        cpu_ns = [n for n in sizes if s in cpu_rows.get(str(n), {})]
+        if len(cpu_ns) >= 2:
+            c, e = fit_power(cpu_ns, [cpu_rows[str(n)][s]["mean_ms"] for n in cpu_ns])
+            source = "in-process time per call (--stage cpu)"
+        else:  # no in-process figures: a call's p50 inside /search less popularity's (whose own work is
+            # a list slice, so its p50 is the Serve call and queueing overhead at that size and load)
+            lat_ns = [n for n in sizes if s in sv[str(n)]["strategy_ms"] and "popularity" in sv[str(n)]["strategy_ms"]]
+            if len(lat_ns) < 2:
+                continue
+            c, e = fit_power(lat_ns, [max(0.5, sv[str(n)]["strategy_ms"][s]["p50"]
+                                          - sv[str(n)]["strategy_ms"]["popularity"]["p50"]) for n in lat_ns])
+            source = "p50 inside /search minus popularity's p50 (the call overhead), floor 0.5 ms"
+        row: dict = {"cpu_ms": {"c": round(c, 6), "exponent": round(e, 3), "from": source}}
+        shards, a, b = 1, 0.0, 0.0
+        while c * (TARGET_ITEMS / shards) ** e > CALL_MS_MAX and shards < 4096:  # latency: split until a call is short
+            shards *= 2
+        if len(mem_ns) >= 2:
+            a, b = fit_linear(mem_ns, [sv[str(n)]["memory_mb"][dep]["pss"] for n in mem_ns])
+            disk = [results["build"][str(n)][s]["disk_mb"] / n for n in mem_ns if s in results["build"].get(str(n), {})]
+            b = max(b, max(disk, default=0.0))  # at least its index files, page-cached (lexical's Lucene is mmap'd)
+            while a + b * TARGET_ITEMS / shards > REPLICA_GIB * 1024 and shards < 4096:
+                shards *= 2
+            row["memory_mb"] = {"fixed": round(a), "per_million_items": round(b * 1e6)}
+        per_shard = TARGET_ITEMS / shards
+        cpu_ms = c * per_shard ** e
+        replicas = max(1, int(np.ceil(TARGET_RPS * cpu_ms / 1000 / 0.7)))
+        row.update(shards=shards, items_per_shard=int(per_shard), cpu_ms_per_call=round(cpu_ms, 2),
+                   replicas_per_shard=replicas, cores=shards * replicas,
+                   replica_gib=round((a + b * per_shard) / 1024, 2) if b else None,
+                   memory_gib=round(shards * replicas * (a + b * per_shard) / 1024, 1) if b else None)
+        if not s.startswith("orchestrator"):
+            overhead = serve_overhead if len(cpu_ns) >= 2 else strat.get("popularity", {}).get("p50", 0.0)
+            row["shard_p50_ms"] = round(cpu_ms + overhead, 1)
+            slowest = max(slowest, row["shard_p50_ms"])
+        out["strategies"][s] = row
+    ds, full = out["strategies"].get("dense-static"), serve_rows(results).get(3000)
+    if ds and full and "dense" in full["strategy_ms"] and "dense-static" in full["strategy_ms"]:
+        # MiniLM dense was served only up to 10k here (a million take 72 min to encode on 2 cores): the
+        # same faiss index over 384 instead of 256 dimensions (x1.5 memory per item and scan time) plus
+        # the MiniLM model (replica PSS at 3k, dense minus dense-static) and its query encoding (p50 at 3k)
+        model_mb = full["memory_mb"]["retriever-dense"]["pss"] - full["memory_mb"]["retriever-dense-static"]["pss"]
+        encode_ms = max(0.0, full["strategy_ms"]["dense"]["p50"] - full["strategy_ms"]["dense-static"]["p50"])
+        per_item = ds["memory_mb"]["per_million_items"] * 1.5 / 1e6
+        shards = 1
+        while (ds["memory_mb"]["fixed"] + model_mb + per_item * TARGET_ITEMS / shards > REPLICA_GIB * 1024
+               or 1.5 * ds["cpu_ms"]["c"] * (TARGET_ITEMS / shards) ** ds["cpu_ms"]["exponent"] > CALL_MS_MAX):
+            shards *= 2
+        cpu_ms = 1.5 * ds["cpu_ms"]["c"] * (TARGET_ITEMS / shards) ** ds["cpu_ms"]["exponent"] + encode_ms
+        replicas = max(1, int(np.ceil(TARGET_RPS * cpu_ms / 1000 / 0.7)))
+        gib = (ds["memory_mb"]["fixed"] + model_mb + per_item * TARGET_ITEMS / shards) / 1024
+        out["strategies"]["dense"] = {
+            "derived_from": "dense-static x 1.5 (384 vs 256 dimensions) + MiniLM model and query encoding at 3k",
+            "shards": shards, "items_per_shard": int(TARGET_ITEMS / shards), "cpu_ms_per_call": round(cpu_ms, 2),
+            "replicas_per_shard": replicas, "cores": shards * replicas, "replica_gib": round(gib, 2),
+            "memory_gib": round(shards * replicas * gib, 1),
+            "shard_p50_ms": round(cpu_ms + strat.get("popularity", {}).get("p50", 0.0), 1)}
+        slowest = max(slowest, out["strategies"]["dense"]["shard_p50_ms"])
+    for dep in ("orchestrator", "ranker"):  # one copy per replica, whatever the shards
+        ns = [n for n in sizes if dep in sv[str(n)]["memory_mb"]]
+        a, b = fit_linear(ns, [sv[str(n)]["memory_mb"][dep]["pss"] for n in ns])
+        out[dep] = {"memory_mb": {"fixed": round(a), "per_million_items": round(b * 1e6)},
+                    "replica_gib_at_target": round((a + b * TARGET_ITEMS) / 1024, 1)}
+    out["orchestrator"]["replicas"] = max(1, int(np.ceil(TARGET_RPS * own / 1000 / 0.7)))  # own time: an upper bound
+    cores = sum(v["cores"] for v in out["strategies"].values())
+    memory = sum(v["memory_gib"] or 0 for v in out["strategies"].values())
+    out.update(serve_call_overhead_ms=round(serve_overhead, 1), orchestrator_own_ms_at_largest=round(own, 1),
+               search_p50_ms=round(own + slowest, 1), cores=cores, memory_gib=round(memory, 1),
+               nodes=int(max(np.ceil(memory / (0.75 * NODE_MEMORY_GIB)), np.ceil(cores / NODE_CORES))))
     return out
 
 
@@ -380,23 +482,34 @@ def plot(results: dict) -> None:
     ax.set(xscale="log", yscale="log", title="latency through Serve (ms)", xlabel="items")
     ax.legend(fontsize=7)
     ax = axes[1][1]
-    deps = sorted({d for n in ss for d in sv[str(n)]["memory_mb"]})
-    for d in deps:
-        xs = [n for n in ss if d in sv[str(n)]["memory_mb"]]
-        ax.plot(xs, [sv[str(n)]["memory_mb"][d]["pss"] for n in xs], marker=".", label=d)
-    ax.plot(ss, [sv[str(n)]["memory_total_mb"]["pss"] for n in ss], marker="o", color="k", lw=2, label="total PSS")
-    ax.plot(ss, [sv[str(n)]["memory_total_mb"]["rss"] for n in ss], marker="o", color="gray", lw=2, label="total RSS")
+    nd = serve_rows(results, "-nodense")  # served at 3k..1M (MiniLM dense only to 10k)
+    ns = sorted(nd)
+    for d in sorted({d for n in ns for d in nd[n]["memory_mb"]}):
+        xs = [n for n in ns if d in nd[n]["memory_mb"]]
+        ax.plot(xs, [nd[n]["memory_mb"][d]["pss"] for n in xs], marker=".", label=d.replace("retriever-", ""))
+    for key, color in (("pss", "k"), ("rss", "gray"), ("uss", "brown")):
+        ax.plot(ns, [nd[n]["memory_total_mb"][key] for n in ns], marker="o", color=color, lw=2,
+                label=f"all replicas {key.upper()}")
     ax.axhline(12 * 1024, color="r", ls=":", label="12 GiB")
-    ax.set(xscale="log", yscale="log", title="resident memory per replica (MiB)", xlabel="items")
+    ax.set(xscale="log", yscale="log", title="memory per replica, PSS (MiB; without MiniLM dense)", xlabel="items")
     ax.legend(fontsize=6)
     ax = axes[1][2]
     a = results.get("ann", {})
-    for name in ("dense", "dense-static"):
-        xs = [int(n) for n in sorted(a, key=int) if name in a[n]]
-        for label in sorted({lbl for n in xs for lbl in a[str(n)][name] if lbl != "flat"}):
-            pts = [(n, a[str(n)][name][label]["recall@100"]) for n in xs if label in a[str(n)][name]]
-            if pts:
-                ax.plot(*zip(*pts, strict=True), marker="o", label=f"{name} {label}")
+    curves: dict[str, list[tuple[int, float]]] = {}
+    for n in sorted(a, key=int):
+        for name, rows in a[n].items():
+            for label, v in rows.items():
+                if label == "flat":
+                    continue
+                kind, _, knob = label.rpartition("-")
+                if kind.startswith("ivf"):
+                    nlist = 4096 if "4096" in kind else 1024
+                    key = f"{name} {kind.split('-')[1].rstrip('0123456789')} probes 1/{nlist // int(knob[6:])}"
+                else:
+                    key = f"{name} {kind} {knob}"
+                curves.setdefault(key, []).append((int(n), v["recall@100"]))
+    for key, pts in sorted(curves.items()):
+        ax.plot(*zip(*pts, strict=True), marker="o", label=key)
     ax.axhline(0.95, color="r", ls=":")
     ax.set(xscale="log", title="approximate dense recall@100 vs exact", xlabel="items")
     ax.legend(fontsize=6)
@@ -409,7 +522,7 @@ def plot(results: dict) -> None:
 def main() -> int:
     configure()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--stage", choices=["build", "ann", "serve", "plot", "plan"], required=True)
+    p.add_argument("--stage", choices=["build", "ann", "cpu", "serve", "plot", "plan"], required=True)
     p.add_argument("--sizes", default="10000,100000,1000000")
     p.add_argument("--root", default="/work/scale", help="where the indexes and state live (never committed)")
     p.add_argument("--strategies", default=",".join(ALL))
@@ -421,11 +534,13 @@ def main() -> int:
     results = load()
     root = Path(args.root)
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    for n in sizes if args.stage in ("build", "ann", "serve") else []:
+    for n in sizes if args.stage in ("build", "ann", "cpu", "serve") else []:
         if args.stage == "build":
             build(n, root, args.strategies.split(","), results, args.encode)
         elif args.stage == "ann":
             ann(n, root, results)
+        elif args.stage == "cpu":
+            cpu(n, root, results)
         else:
             serve(n, root, args.requests, results, args.strategies.split(","), args.label)
         results = load()
