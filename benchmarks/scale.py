@@ -344,6 +344,13 @@ def fit_power(ns: list[int], ys: list[float]) -> tuple[float, float]:
     return float(np.exp(logc)), float(e)
 
 
+def ann_default_ms(results: dict, strategy: str) -> float | None:
+    """Time per query of the default IVF setting (a quarter of the cells) at 1M, from the ann stage."""
+    rows = results.get("ann", {}).get("1000000", {}).get(strategy, {})
+    return next((v["ms_per_query"] for k, v in rows.items() if k.startswith("ivf-Flat4096") and k.endswith("1024")),
+                None)
+
+
 def plan(results: dict, label: str = "-nodense") -> dict:
     """Shards, memory per node, replicas and expected p50 for TARGET_ITEMS, from the measured curves.
 
@@ -378,7 +385,11 @@ def plan(results: dict, label: str = "-nodense") -> dict:
         dep = f"retriever-{s}"
         mem_ns = [n for n in sizes if dep in sv[str(n)]["memory_mb"]]
         cpu_ns = [n for n in sizes if s in cpu_rows.get(str(n), {})]
-        if len(cpu_ns) >= 2:
+        ivf = ann_default_ms(results, s)
+        if ivf is not None:  # above 200k items a shard is an IVF index scanning a quarter of its cells:
+            c, e = ivf / 1e6, 1.0  # the measured time per query at 1M, linear in the vectors scanned
+            source = "IVF at nprobe = nlist/4: the ann stage's time per query at 1M, linear in items"
+        elif len(cpu_ns) >= 2:
             c, e = fit_power(cpu_ns, [cpu_rows[str(n)][s]["mean_ms"] for n in cpu_ns])
             source = "in-process time per call (--stage cpu)"
         else:  # no in-process figures: a call's p50 inside /search less popularity's (whose own work is
@@ -391,12 +402,14 @@ def plan(results: dict, label: str = "-nodense") -> dict:
             source = "p50 inside /search minus popularity's p50 (the call overhead), floor 0.5 ms"
         row: dict = {"cpu_ms": {"c": round(c, 6), "exponent": round(e, 3), "from": source}}
         shards, a, b = 1, 0.0, 0.0
-        while c * (TARGET_ITEMS / shards) ** e > CALL_MS_MAX and shards < 4096:  # latency: split until a call is short
+        while (not s.startswith("orchestrator") and c * (TARGET_ITEMS / shards) ** e > CALL_MS_MAX
+               and shards < 4096):  # latency: split until a call is short (the orchestrator's work is per request)
             shards *= 2
         if len(mem_ns) >= 2:
             a, b = fit_linear(mem_ns, [sv[str(n)]["memory_mb"][dep]["pss"] for n in mem_ns])
-            disk = [results["build"][str(n)][s]["disk_mb"] / n for n in mem_ns if s in results["build"].get(str(n), {})]
-            b = max(b, max(disk, default=0.0))  # at least its index files, page-cached (lexical's Lucene is mmap'd)
+            big = max(mem_ns)  # at least its index files per item at the largest size (page-cached; lexical's
+            if s in results["build"].get(str(big), {}):  # Lucene files are mmap'd, so its PSS misses them)
+                b = max(b, results["build"][str(big)][s]["disk_mb"] / big)
             while a + b * TARGET_ITEMS / shards > REPLICA_GIB * 1024 and shards < 4096:
                 shards *= 2
             row["memory_mb"] = {"fixed": round(a), "per_million_items": round(b * 1e6)}
