@@ -11,6 +11,8 @@ add to `benchmarks/scale.json` (so a long run can be resumed stage by stage):
   ann    for dense and dense-static, on their vectors: exact search (flat) as ground truth for
          300 test queries, then IVF and HNSW candidates: recall@100 against exact, build time,
          index memory, and search latency per query (one thread).
+  cpu    each strategy's time per call in one process (no Serve, no HTTP) over 200 test queries,
+         and the orchestrator's own per-request work (context features, entity cards).
   serve  serves the index (`ltrr up`'s functions, 2 CPUs, the fixed plan: the default budgets
          plus dense-static at 100, no epsilon, no shadow requests), sends the test queries one
          at a time over HTTP, and records /search p50 and p99, each strategy's call latency
@@ -23,7 +25,11 @@ add to `benchmarks/scale.json` (so a long run can be resumed stage by stage):
 How to run (each stage that starts Ray or measures takes the machine's heavy-work lock):
   flock /tmp/ltrr-heavy.lock .venv/bin/python benchmarks/scale.py --stage build --sizes 10000,100000
   flock /tmp/ltrr-heavy.lock .venv/bin/python benchmarks/scale.py --stage ann --sizes 1000000
+  flock /tmp/ltrr-heavy.lock .venv/bin/python benchmarks/scale.py --stage cpu --sizes 10000,100000,1000000
   flock /tmp/ltrr-heavy.lock .venv/bin/python benchmarks/scale.py --stage serve --sizes 3000,10000,100000,1000000
+  (add --strategies lexical,memory,popularity,structured,explore,dense-static --label=-nodense for the
+  plan without MiniLM dense, the one measured up to 1M)
+  .venv/bin/python benchmarks/scale.py --stage plan
   .venv/bin/python benchmarks/scale.py --stage plot
 Expect on 2 cores: the 1M build takes over an hour, nearly all of it MiniLM encoding
 (about 230 short texts/s); everything else takes minutes. Results: README, "Scale".
