@@ -29,13 +29,23 @@ def build_app(args: dict) -> Application:
         raise ValueError(f"strategies {missing} are not built in {cfg.index_dir}; run `ltrr index` first")
     shed = cfg.load_shedding
     backpressure = BackpressureConfig(status_code=shed.status_code, retry_after_s=shed.retry_after_s)
-    retrievers = {
-        s: RetrieverDeployment.options(name=deployment_name(s), max_queued_requests=shed.retriever_max_queued,
-                                       backpressure_config=backpressure).bind(
+    wrong = {s: n for s, n in cfg.shards.items() if s not in cfg.strategies or index.shards(s) != n}
+    if wrong:
+        raise ValueError(f"shards {wrong}: each must be a served strategy with that many shards built in "
+                         f"{cfg.index_dir} (built: {index.manifest.get('shards', {})}); run `ltrr index --shards`")
+    retrievers: dict = {}
+    for s in cfg.strategies:
+        if s in cfg.shards:  # one deployment per shard; the orchestrator scatters and merges
+            retrievers[s] = [
+                RetrieverDeployment.options(name=deployment_name(s, i), max_queued_requests=shed.retriever_max_queued,
+                                            backpressure_config=backpressure).bind(s, cfg.index_dir, shard=i)
+                for i in range(cfg.shards[s])]
+            continue
+        retrievers[s] = RetrieverDeployment.options(
+            name=deployment_name(s), max_queued_requests=shed.retriever_max_queued,
+            backpressure_config=backpressure).bind(
             s, cfg.index_dir, str(cfg.paths.feedback) if s == "memory" else None,
             cfg.feedback_shards if s == "memory" else 0)
-        for s in cfg.strategies
-    }
     for name, custom in cfg.custom_strategies.items():  # user strategies, registered by import path
         retrievers[name] = RetrieverDeployment.options(
             name=deployment_name(name), max_queued_requests=shed.retriever_max_queued,

@@ -6,7 +6,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.paths import DASHBOARD_URL, StatePaths
-from retrievers import STRATEGIES
+from retrievers import KNOWN_STRATEGIES, STRATEGIES
 from retrievers.base import MAX_QUERY_CHARS
 from rl.serving import PolicyArgs
 
@@ -61,6 +61,10 @@ class AppArgs(BaseModel):
     history_refresh_s: float = Field(1.0, gt=0, le=3600, description="each orchestrator replica pulls the "
                                      "context history that changed from the feedback shards this often; /search "
                                      "reads its copy (engine/history_feed.py), at most this far behind")
+    shards: dict[str, int] = Field(
+        default_factory=dict, description="strategies served sharded, {strategy: n}: n deployments "
+        "retriever-<strategy>-shard<i>, each loading shard i (built by `ltrr index --shards strategy=n`); the "
+        "orchestrator scatters each call to all of them and merges by score (engine/sharding.py)")
     custom_strategies: dict[str, CustomStrategy] = Field(
         default_factory=dict, description="user strategies by name: each becomes the deployment retriever-<name>, "
         "joins the policy's action space (give it a budget in policy.budgets to use it in the fixed plan) and the "
@@ -85,6 +89,15 @@ class AppArgs(BaseModel):
             if name in STRATEGIES or not re.match(r"^[a-z][a-z0-9_]{0,31}$", name):
                 raise ValueError(f"custom strategy name {name!r} must be new (not {', '.join(STRATEGIES)}) and "
                                  "lower-case letters, digits or '_' (at most 32)")
+        return v
+
+    @field_validator("shards")
+    @classmethod
+    def _shard_counts(cls, v: dict[str, int]) -> dict[str, int]:
+        for name, n in v.items():
+            if name not in KNOWN_STRATEGIES or not 1 <= n <= 64:
+                raise ValueError(f"shards: {name!r}={n}; a built-in strategy ({', '.join(KNOWN_STRATEGIES)}) "
+                                 "and 1..64 shards")
         return v
 
     @property

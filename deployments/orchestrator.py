@@ -61,6 +61,7 @@ from engine.entities import CARD_ITEMS, EntityHit
 from engine.feedback_store import BadEvent, UnknownRequest
 from engine.pipeline import Overloaded, RetrieveFn, Unavailable
 from engine.search_service import SearchService, ServiceTimings
+from engine.sharding import scatter_gather
 from retrievers import strategy_class
 from retrievers.base import Query
 from retrievers.index import IndexHandle
@@ -88,7 +89,8 @@ async def _awaited(response):
 @serve.deployment(ray_actor_options={"num_cpus": 0.2}, max_ongoing_requests=64)
 @serve.ingress(api)
 class Orchestrator:
-    def __init__(self, retrievers: dict[str, DeploymentHandle], ranker: DeploymentHandle, args: dict):
+    def __init__(self, retrievers: dict[str, DeploymentHandle | list[DeploymentHandle]], ranker: DeploymentHandle,
+                 args: dict):
         self.args = AppArgs.model_validate(args)
         api.state.max_body_bytes = self.args.max_body_bytes
         self.retrievers = retrievers
@@ -100,7 +102,7 @@ class Orchestrator:
         self.feedback_in_flight = 0  # /feedback calls waiting on the actors (load_shedding.feedback_max_in_flight)
         a = self.args
         self.service = SearchService(
-            {name: self._retrieve_fn(handle) for name, handle in retrievers.items()}, self._rank, self.feedback,
+            {name: self._strategy_fn(name, handle) for name, handle in retrievers.items()}, self._rank, self.feedback,
             self._policy("fixed"), IndexHandle.open(a.index_dir),
             ServiceTimings(a.strategy_timeout_ms / 1000, a.ranker_timeout_ms / 1000, a.circuit_cooldown_s,
                            a.load_shedding.retry_after_s, a.history_refresh_s),
@@ -136,6 +138,13 @@ class Orchestrator:
                                 headers={"WWW-Authenticate": "Bearer"})
         if not secrets.compare_digest(authorization[len("Bearer "):].encode(), token.encode()):
             raise HTTPException(403, "wrong admin token")
+
+    def _strategy_fn(self, name: str, handle: DeploymentHandle | list[DeploymentHandle]) -> RetrieveFn:
+        """One strategy's call: its deployment, or a scatter-gather over its shards' deployments, each
+        shard with a little less than the strategy's timeout, so a lost shard degrades the answer."""
+        if not isinstance(handle, list):
+            return self._retrieve_fn(handle)
+        return scatter_gather(name, [self._retrieve_fn(h) for h in handle], 0.9 * self.args.strategy_timeout_ms / 1000)
 
     @staticmethod
     def _retrieve_fn(handle: DeploymentHandle) -> RetrieveFn:
@@ -274,13 +283,16 @@ class Orchestrator:
         status = await asyncio.to_thread(serve.status)
         deps = status.applications[app].deployments if app in status.applications else {}
         out = []
-        for name in self.retrievers:
-            d = deps.get(deployment_name(name))
-            running = (d.replica_states or {}).get("RUNNING", 0) if d else 0
-            out.append(StrategyStatus(name=name, deployment=deployment_name(name),
-                                      status=str(d.status.value if hasattr(d.status, "value") else d.status)
-                                      if d else "MISSING",
-                                      replicas=running, circuit_open=self.pipeline.breaker.is_open(name)))
+        for name, handle in self.retrievers.items():
+            shards = [None] if not isinstance(handle, list) else list(range(len(handle)))
+            for shard in shards:
+                dep = deployment_name(name, shard)
+                d = deps.get(dep)
+                running = (d.replica_states or {}).get("RUNNING", 0) if d else 0
+                out.append(StrategyStatus(name=name, deployment=dep,
+                                          status=str(d.status.value if hasattr(d.status, "value") else d.status)
+                                          if d else "MISSING",
+                                          replicas=running, circuit_open=self.pipeline.breaker.is_open(name)))
         return out
 
     @api.get("/promotions")

@@ -29,7 +29,7 @@ RANK_BATCH_MAX, RANK_BATCH_WAIT_S = 16, 0.0
 @serve.deployment(ray_actor_options={"num_cpus": 0.2}, max_ongoing_requests=64)
 class RankerDeployment:
     def __init__(self, index_dir: str):
-        self.catalog = IndexHandle.open(index_dir).catalog()
+        self.catalog = IndexHandle.open(index_dir).catalog_view()  # memory-mapped (retrievers/catalog_store.py)
         self.model: RankerModel | FallbackRanker = FallbackRanker()
 
     def reconfigure(self, config: dict) -> None:

@@ -26,8 +26,8 @@ log = logging.getLogger("ray.serve")
 BATCH_MAX, BATCH_WAIT_S = 16, 0.001
 
 
-def deployment_name(strategy: str) -> str:
-    return f"retriever-{strategy}"
+def deployment_name(strategy: str, shard: int | None = None) -> str:
+    return f"retriever-{strategy}" if shard is None else f"retriever-{strategy}-shard{shard}"
 
 
 def load_custom(custom: dict, index_dir: str):
@@ -40,13 +40,14 @@ def load_custom(custom: dict, index_dir: str):
 @serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=32, health_check_period_s=5)
 class RetrieverDeployment:
     def __init__(self, strategy: str, index_dir: str, feedback_dir: str | None = None, feedback_shards: int = 0,
-                 sync_interval_s: float = 2.0, custom: dict | None = None):
+                 sync_interval_s: float = 2.0, custom: dict | None = None, shard: int | None = None):
         self.strategy = strategy
         self.index_dir = index_dir
+        self.shard = shard  # serve one shard of a sharded strategy (retrievers/shards.py)
         # one torch thread per replica: replicas share few cores, and torch's default thread
         # pool spins against the other processes (scale dense with replicas instead)
         os.environ.setdefault("LTRR_TORCH_THREADS", "1")
-        self.retriever = load_custom(custom, index_dir) if custom else IndexHandle.open(index_dir).load(strategy)
+        self.retriever = self._load(custom)
         self.feedback = (feedback_dir, feedback_shards)
         self.sync_interval_s = sync_interval_s
         self.cursors: list[int] = [0] * feedback_shards
@@ -58,6 +59,12 @@ class RetrieverDeployment:
             if not custom:
                 raise
             log.warning("%s: warm-up call failed (its service may be down); serving anyway", strategy)
+
+    def _load(self, custom: dict | None = None):
+        if custom:
+            return load_custom(custom, self.index_dir)
+        index = IndexHandle.open(self.index_dir)
+        return index.load(self.strategy) if self.shard is None else index.load_shard(self.strategy, self.shard)
 
     async def retrieve(self, query: Query, k: int) -> list[Candidate]:
         """At most k candidates, best first. Runs on the replica's event loop thread, so the
@@ -84,7 +91,7 @@ class RetrieverDeployment:
                 applied = 0
                 epochs = await feedback.epochs()
                 if self.epochs is not None and epochs != self.epochs:  # a user was erased: start over
-                    self.retriever = IndexHandle.open(self.index_dir).load(self.strategy)
+                    self.retriever = self._load()
                     self.cursors = [0] * feedback.n_shards
                     log.info("memory: feedback epochs %s -> %s; rebuilt from the index and the logs",
                              self.epochs, epochs)

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from core.records import Candidate, PlanRecord, RequestRecord
+from engine.sharding import shard_label
 from ranking.fusion import union
 from retrievers.base import Query
 from retrievers.understanding import Parse
@@ -262,6 +263,8 @@ class SearchPipeline:
                 failed.append(name)
             else:
                 results[name] = cands
+                # a sharded strategy that lost some shards answered from the others: degraded, named per shard
+                failed.extend(shard_label(name, i) for i in getattr(cands, "missing", ()))
         return results, failed, overloaded, latency
 
     async def _shadow(self, record: RequestRecord, q: Query, served: dict[str, list[Candidate]],

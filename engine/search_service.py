@@ -20,7 +20,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,7 +73,7 @@ class SearchService:
     def __init__(self, retrievers: dict[str, RetrieveFn], rank: RankFn, feedback: FeedbackClient, policy: Policy,
                  index: IndexHandle, timings: ServiceTimings = ServiceTimings(), log_in_background: bool = True,
                  parse_for: frozenset[str] = frozenset()):
-        self.catalog: dict[str, Item] = index.catalog()
+        self.catalog: Mapping[str, Item] = index.catalog_view()  # memory-mapped: shared through the page cache
         self.entity_index = EntityIndex(index.entities(self.catalog))
         self.featurizer = ContextFeaturizer.from_catalog(self.catalog.values(), index.schema)
         self.feedback = feedback

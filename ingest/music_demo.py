@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+from sortedcontainers import SortedSet
 
 from core.errors import DatasetError
 from core.model import Dataset, Item, QuerySet, Schema
@@ -96,8 +97,8 @@ def generate(seed: int = 7, n_tracks: int = 3000, n_artists: int | None = None,
         n_artists = max(4, n_tracks // 12)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise DatasetError(f"seed must be a non-negative integer, got {seed!r}")
-    if not 4 <= n_artists <= len(FIRST) * len(LAST):
-        raise DatasetError(f"n_artists must be between 4 and {len(FIRST) * len(LAST)}, got {n_artists}")
+    if not 4 <= n_artists <= MAX_ARTISTS:
+        raise DatasetError(f"n_artists must be between 4 and {MAX_ARTISTS}, got {n_artists}")
     if n_tracks < 3 * n_artists:
         raise DatasetError(f"n_tracks must be at least 3 * n_artists = {3 * n_artists}, got {n_tracks}")
     if min(n_train, n_test) < len(INTENTS):
@@ -110,6 +111,22 @@ def generate(seed: int = 7, n_tracks: int = 3000, n_artists: int | None = None,
     return Dataset(name=NAME, spec=spec, items=items, schema=SCHEMA, splits=splits)
 
 
+# Name spaces. Up to len(FIRST) * len(LAST) artists are "First Last" (the original draw, unchanged);
+# a larger catalogue (issue 15: a million tracks) draws "First Middle Last" names as well.
+_PAIRS = len(FIRST) * len(LAST)
+MAX_ARTISTS = _PAIRS * (1 + len(FIRST))
+# distinct titles the two-word forms of `_name` can make; past half of it a catalogue also
+# draws three-word titles (never reached at 3,000 tracks, so small catalogues are unchanged)
+_BASE_TITLES = len(ADJS) * len(NOUNS) + 2 * len(NOUNS) ** 2 + len(GERUNDS) * len(NOUNS) + len(NOUNS)
+
+
+def _artist_name(p: int) -> str:
+    if p < _PAIRS:
+        return f"{FIRST[p // len(LAST)]} {LAST[p % len(LAST)]}"
+    middle, pair = divmod(p - _PAIRS, _PAIRS)
+    return f"{FIRST[pair // len(LAST)]} {FIRST[middle]} {LAST[pair % len(LAST)]}"
+
+
 def _rng(seed: int, stream: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, stream]))
 
@@ -119,10 +136,13 @@ def _pick(rng: np.random.Generator, options: list, weights=None):
     return options[int(rng.choice(len(options), p=p))]
 
 
-def _name(rng: np.random.Generator, used: set[str], single_ok: bool = False, reuse: float = 0.0) -> str:
-    """A title or album name from the word lists: mostly unique, with a few deliberate repeats."""
+def _name(rng: np.random.Generator, used: SortedSet, single_ok: bool = False, reuse: float = 0.0) -> str:
+    """A title or album name from the word lists: mostly unique, with a few deliberate repeats.
+    `used` is kept sorted (a repeat is drawn from the sorted names, in O(log n) at a million)."""
     if used and rng.random() < reuse:
-        return _pick(rng, sorted(used))
+        return used[int(rng.choice(len(used)))]
+    if len(used) > _BASE_TITLES // 2:
+        return _long_name(rng, used)
     name = ""
     for _ in range(20):
         r = rng.random()
@@ -143,24 +163,44 @@ def _name(rng: np.random.Generator, used: set[str], single_ok: bool = False, reu
     return name
 
 
+def _long_name(rng: np.random.Generator, used: SortedSet) -> str:
+    """A three-word title, for catalogues past the two-word space; after a few draws a repeat is
+    kept (many songs share a title)."""
+    name = ""
+    for _ in range(3):
+        r = rng.random()
+        if r < .35:
+            name = f"{_pick(rng, ADJS)} {_pick(rng, NOUNS)} {_pick(rng, NOUNS)}"
+        elif r < .7:
+            name = f"{_pick(rng, NOUNS)} of {_pick(rng, ADJS)} {_pick(rng, NOUNS)}"
+        elif r < .85:
+            name = f"{_pick(rng, ADJS)} {_pick(rng, NOUNS)} of {_pick(rng, NOUNS)}"
+        else:
+            name = f"{_pick(rng, GERUNDS)} {_pick(rng, ADJS)} {_pick(rng, NOUNS)}"
+        if name not in used:
+            break
+    used.add(name)
+    return name
+
+
 def _catalogue(rng: np.random.Generator, n_tracks: int, n_artists: int) -> tuple[list[Item], list[tuple[str, str]]]:
     """Artists (genre, popularity effect), albums and tracks; returns items and each item's two instruments."""
-    pairs = rng.choice(len(FIRST) * len(LAST), n_artists, replace=False)
-    artists = [f"{FIRST[p // len(LAST)]} {LAST[p % len(LAST)]}" for p in pairs]
+    pairs = rng.choice(_PAIRS if n_artists <= _PAIRS else MAX_ARTISTS, n_artists, replace=False)
+    artists = [_artist_name(int(p)) for p in pairs]
     genre_names = list(GENRES)
     primary = [_pick(rng, genre_names, [GENRES[g][0] for g in genre_names]) for _ in artists]
     effect = rng.normal(0.0, 1.0, n_artists)  # artist-level popularity: drives track counts and popularity
     weights = np.exp(0.5 * effect + rng.normal(0.0, 0.5, n_artists))
     counts = 3 + rng.multinomial(n_tracks - 3 * n_artists, weights / weights.sum())
-    titles: set[str] = set()
+    titles = SortedSet()
     rows: list[dict] = []
     for a, name in enumerate(artists):
         start = int(1960 + 58 * rng.beta(2.0, 1.3))
         n_albums = 1 + int(counts[a]) // 6
         years = sorted(int(y) for y in rng.integers(start, min(start + 20, 2023) + 1, n_albums))
-        albums = [_name(rng, set()) for _ in range(n_albums)]
+        albums = [_name(rng, SortedSet()) for _ in range(n_albums)]
         n_new = int(rng.integers(2, 6)) if rng.random() < .12 else 0  # a recent release, not yet popular
-        new_album, new_year = _name(rng, set()), int(rng.integers(2024, 2026))
+        new_album, new_year = _name(rng, SortedSet()), int(rng.integers(2024, 2026))
         for t in range(int(counts[a])):
             new = t >= counts[a] - min(n_new, int(counts[a]) - 1)
             genre = primary[a] if rng.random() < .85 else _pick(rng, genre_names)
@@ -206,6 +246,7 @@ class _QueryMaker:
 
     def __init__(self, items: list[Item], instruments: list[tuple[str, str]], seed: int) -> None:
         self.items, self.instruments, self.seed = items, instruments, seed
+        self.cache: dict[tuple[str, str, str], dict[str, int]] = {}  # judgments of category-like queries
         self.pop = np.array([it.popularity for it in items])
         self.vocab: dict[str, int] = {}  # word -> number of items using it
         for it in items:
@@ -318,14 +359,20 @@ class _QueryMaker:
         g, kind = _pick(rng, GENRE_SAY.get(genre, [genre])), rng.random()
         if kind < .6:
             text = _pick(rng, PAIR_TEMPLATES).format(m=mood, g=g)
-            members = [n for n in self.by_genre.get(genre, []) if self.items[n].fields["mood"] == mood]
+            key = ("pair", genre, mood)
         elif kind < .8:
             text = _pick(rng, MOOD_TEMPLATES).format(m=_pick(rng, ["romantic", "love"]) if mood == "romantic" else mood)
-            members = self.by_mood.get(mood, [])
+            key = ("mood", "", mood)
         else:
             text = _pick(rng, GENRE_TEMPLATES).format(g=g)
-            members = self.by_genre.get(genre, [])
-        return text, self._graded(members)
+            key = ("genre", genre, "")
+        if key not in self.cache:  # judged once per key: at a million tracks a judgment scans 100k items
+            if key[0] == "pair":
+                members = [n for n in self.by_genre.get(genre, []) if self.items[n].fields["mood"] == mood]
+            else:
+                members = self.by_mood.get(mood, []) if key[0] == "mood" else self.by_genre.get(genre, [])
+            self.cache[key] = self._graded(members)
+        return text, dict(self.cache[key])
 
     def _descriptive(self, rng, split):
         """Grade 3: the mood and the lead instrument; 2: the mood and the second instrument;
@@ -337,6 +384,12 @@ class _QueryMaker:
         text = " ".join(text.split())
         if any(stem(w) in self.stems for w in words(text) if w not in STOPWORDS):
             return None  # a content word the catalogue uses would let exact matching in
+        key = ("descriptive", mood, inst)
+        if key not in self.cache:  # judged once per (mood, instrument), as for _genre_mood
+            self.cache[key] = self._descriptive_qrels(mood, inst)
+        return (text, dict(self.cache[key])) if self.cache[key] else None
+
+    def _descriptive_qrels(self, mood: str, inst: str) -> dict[str, int]:
         graded = []
         for n in self.by_instrument.get(inst, []):
             m = self.items[n].fields["mood"]
@@ -344,5 +397,5 @@ class _QueryMaker:
             if grade:
                 graded.append((-grade, -self.pop[n], n))
         if sum(1 for g, _, _ in graded if g <= -2) < 5:
-            return None
-        return text, {self.items[n].id: -g for g, _, n in sorted(graded)[:MAX_RELEVANT]}
+            return {}
+        return {self.items[n].id: -g for g, _, n in sorted(graded)[:MAX_RELEVANT]}

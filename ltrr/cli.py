@@ -21,7 +21,7 @@ from pathlib import Path
 from core.env import configure
 from core.errors import BadRequest, DatasetError, IndexError_
 from core.paths import DASHBOARD_URL, DEFAULT_STATE, HTTP_PORT, SERVE_CONFIG_TEMPLATE, StatePaths, base_url
-from retrievers import STRATEGIES
+from retrievers import KNOWN_STRATEGIES, STRATEGIES
 
 EXIT_USAGE = 2
 
@@ -30,11 +30,33 @@ def _index(args: argparse.Namespace) -> int:
     from ingest.registry import load_dataset
     from retrievers.index import build_index
 
+    shards: dict[str, int] = {}
+    for part in filter(None, (args.shards or "").split(",")):
+        name, sep, n = part.partition("=")
+        if not sep or not n.strip().isdigit():
+            raise BadRequest(f"--shards takes NAME=N[,NAME=N]; got {part!r}")
+        shards[name.strip()] = int(n)
     dataset = load_dataset(args.dataset)
     strategies = args.strategies.split(",") if args.strategies else None
-    manifest = build_index(dataset, Path(args.out), strategies, rebuild=args.rebuild)
+    bulk_encode, started_ray = None, False
+    if args.encode_with == "ray":
+        import ray
+
+        from deployments.bulk_encode import ray_bulk_encode
+
+        started_ray = not ray.is_initialized() and not os.environ.get("RAY_ADDRESS")
+        bulk_encode = ray_bulk_encode
+    try:
+        manifest = build_index(dataset, Path(args.out), strategies, rebuild=args.rebuild, bulk_encode=bulk_encode,
+                               shards=shards)
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
     print(json.dumps({"index": args.out, "dataset": manifest["dataset"], "counts": manifest["counts"],
-                      "strategies": manifest["strategies"]}, indent=None if args.json else 2))
+                      "strategies": manifest["strategies"], "shards": manifest.get("shards", {})},
+                     indent=None if args.json else 2))
     return 0
 
 
@@ -305,7 +327,12 @@ def parser() -> argparse.ArgumentParser:
     ix = sub.add_parser("index", help="build every strategy's index for a dataset")
     ix.add_argument("--dataset", required=True, help="a BEIR or Spotify directory, or builtin:music-demo")
     ix.add_argument("--out", required=True, help="index directory to create (or complete)")
-    ix.add_argument("--strategies", help=f"comma-separated subset of: {','.join(STRATEGIES)}")
+    ix.add_argument("--strategies", help=f"comma-separated subset of: {','.join(KNOWN_STRATEGIES)} "
+                    f"(default: {','.join(STRATEGIES)})")
+    ix.add_argument("--shards", help="also split strategies into shards, e.g. lexical=2,dense=2")
+    ix.add_argument("--encode-with", choices=["local", "ray"], default="local",
+                    help="dense encoding in this process, or with Ray Data map_batches (a local Ray instance, "
+                    "or the cluster RAY_ADDRESS names)")
     ix.add_argument("--rebuild", action="store_true", help="rebuild strategies that already exist")
     ix.add_argument("--json", action="store_true", help="print the summary as one JSON line")
     ix.set_defaults(func=_index)

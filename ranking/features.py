@@ -88,7 +88,7 @@ class _ItemText:
 
 
 _ITEM_CACHE: dict[int, tuple[Item, _ItemText]] = {}
-_ITEM_CACHE_MAX = 2_000_000
+_ITEM_CACHE_MAX = 200_000  # entries (~1 KB each); a million-item catalogue must not be cached whole
 
 
 def _item_text(item: Item) -> _ItemText:

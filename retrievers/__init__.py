@@ -19,14 +19,22 @@ STRATEGIES: dict[str, str] = {
     "structured": "retrievers.structured:StructuredRetriever",
     "explore": "retrievers.explore:ExploreRetriever",
 }
+#: Built-in strategies that are built and served only when named (`ltrr index --strategies`,
+#: the app's `strategies`). They are not in STRATEGIES, whose order fixes the ranker's feature
+#: columns, the bandit's default action space and the bench's static-plan grid; served, they
+#: join the policy's action space as custom strategies do (README, "Scale").
+OPTIONAL_STRATEGIES: dict[str, str] = {
+    "dense-static": "retrievers.dense_static:DenseStaticRetriever",
+}
+KNOWN_STRATEGIES: dict[str, str] = {**STRATEGIES, **OPTIONAL_STRATEGIES}
 
 
 def strategy_class(name: str) -> type[Retriever]:
     """The class implementing strategy `name`; BadRequest for unknown names."""
-    if name not in STRATEGIES:
-        raise BadRequest(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
-    module, cls = STRATEGIES[name].split(":")
+    if name not in KNOWN_STRATEGIES:
+        raise BadRequest(f"unknown strategy {name!r}; known: {', '.join(KNOWN_STRATEGIES)}")
+    module, cls = KNOWN_STRATEGIES[name].split(":")
     return getattr(importlib.import_module(module), cls)
 
 
-__all__ = ["STRATEGIES", "Candidate", "Query", "Retriever", "strategy_class"]
+__all__ = ["KNOWN_STRATEGIES", "OPTIONAL_STRATEGIES", "STRATEGIES", "Candidate", "Query", "Retriever", "strategy_class"]

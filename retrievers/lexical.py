@@ -63,7 +63,9 @@ class LexicalRetriever(Retriever):
         self.meta = meta
         self.config = LexicalConfig(**meta["config"])
         self.fields: dict[str, float] = meta["search_fields"]
-        self.popularity: dict[str, float] = meta.get("popularity", {})
+        # the prior's popularity table is kept only when the prior is on (a million entries otherwise idle)
+        popularity = meta.pop("popularity", {})
+        self.popularity: dict[str, float] = popularity if self.config.prior_weight else {}
         self.searcher = lucene().LuceneSearcher(str(out_dir / "lucene"))
         self.searcher.set_bm25(self.config.k1, self.config.b)
         vocab_path = out_dir / "vocab.json"

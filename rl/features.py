@@ -31,6 +31,7 @@ Hit rates are smoothed, (hits + 0) / (chosen + 1), so an unseen strategy reads 0
 """
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Iterable, Mapping
@@ -138,7 +139,7 @@ class ContextFeaturizer:
     def from_catalog(cls, items: Iterable[Item], schema: Schema, max_vocab_items: int = 200_000) -> ContextFeaturizer:
         """Build from the catalogue: the query-understanding dictionary over entity and
         category fields, and the word vocabulary of the text fields."""
-        items = list(items)[:max_vocab_items]
+        items = list(itertools.islice(items, max_vocab_items))  # never the whole of a million-item catalogue
         qu = QueryUnderstanding.from_items(items, schema) if schema.entity_fields or schema.category_fields else None
         vocab: set[str] = set()
         for it in items:

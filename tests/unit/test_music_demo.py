@@ -175,3 +175,13 @@ def test_invalid_arguments_raise_dataset_error():
         music_demo.generate(seed=-3)
     with pytest.raises(DatasetError, match="n_train"):
         music_demo.generate(n_train=2)
+
+
+def test_catalogues_past_the_two_word_name_space_still_generate():
+    """More artists than First x Last names draw 'First Middle Last'; ids and artists stay unique."""
+    big = music_demo.generate(n_tracks=7500, n_artists=2400, n_train=20, n_test=10)
+    artists = {it.fields["artist"] for it in big.items}
+    assert len(artists) == 2400 and any(len(a.split()) == 3 for a in artists)
+    assert len({it.id for it in big.items}) == 7500
+    with pytest.raises(DatasetError, match="n_artists"):
+        music_demo.generate(n_tracks=10**6, n_artists=music_demo.MAX_ARTISTS + 1)
