@@ -159,8 +159,10 @@ class SearchService:
 
     async def close(self) -> None:
         """Stop the history refresh and wait for the log writes and shadow fetches in flight."""
-        if self._history_task is not None:
-            self._history_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._history_task
+        task = self._history_task
+        while task is not None and not task.done():
+            # cancel until it stops: Python 3.11's asyncio.wait_for swallows a cancel that arrives just as
+            # its inner call finishes (it returns the result), and the refresh loop would then run on
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
         await self.pipeline.drain()
