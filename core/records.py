@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -116,6 +117,19 @@ class PlanRecord(BaseModel):
                          "the user saw came from `budgets` alone")
 
 
+class ShownEntity(BaseModel):
+    """An entity shown beside a request's results (an entity card or a related entity): what
+    /feedback on that request may name, and the results a click on it credits (`core.credit`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    entity_id: str
+    role: Literal["card", "related"] = Field(description="card: the query names it; related: top results belong "
+                                             "to it")
+    via: list[str] = Field(default_factory=list, description="the shown result items it was shown through, in "
+                           "the order shown: for a related entity the top results that brought it, for a card the "
+                           "shown results that belong to it (empty when none does)")
+
+
 class RequestRecord(BaseModel):
     """Everything the serve path knew and did for one /search."""
 
@@ -139,6 +153,8 @@ class RequestRecord(BaseModel):
     shadow_latency_ms: dict[str, float] = Field(default_factory=dict, description="strategy -> latency of its "
                                                 "off-path shadow call")
     rank_ms: float | None = Field(None, description="the ranker call's measured latency")
+    entities: list[ShownEntity] = Field(default_factory=list, description="the entity cards and related entities "
+                                        "shown beside the results (records logged before entities have none)")
 
     @property
     def depth(self) -> dict[str, int]:
@@ -149,14 +165,28 @@ class RequestRecord(BaseModel):
         """The candidates the served plan retrieved (what the ranker ordered and the user could see)."""
         return within(self.candidates, self.plan.budgets) if self.fetched else list(self.candidates)
 
+    def entity_via(self) -> dict[str, tuple[str, ...]]:
+        """entity id -> the result items it was shown through (an entity shown both as a card and as
+        a related entity: the union of both, in first-seen order)."""
+        out: dict[str, tuple[str, ...]] = {}
+        for e in self.entities:
+            out[e.entity_id] = tuple(dict.fromkeys((*out.get(e.entity_id, ()), *e.via)))
+        return out
+
 
 class EventRecord(BaseModel):
-    """One piece of user feedback on a shown item."""
+    """One piece of user feedback on a shown item, or on a shown entity (card or related entity).
+
+    Exactly one of `item_id` and `entity_id` is set; the HTTP schema and `FeedbackShard.add_events`
+    refuse anything else before it is stored. What an entity event credits (the result items
+    it was shown through) is `core.credit`'s rule."""
 
     model_config = ConfigDict(extra="forbid")
     event_id: str
     request_id: str
-    item_id: str
+    item_id: str | None = Field(None, description="the shown item the event is on (item events)")
     type: EventType
-    position: int = Field(description="1-based position at which the item was shown")
+    position: int = Field(description="1-based position at which the item (or the entity, among the entities "
+                          "shown) was shown")
     ts: float
+    entity_id: str | None = Field(None, description="the shown entity the event is on (entity events)")

@@ -12,7 +12,8 @@ in `failed_strategies`) instead of failing it; so does a failed ranker (the fuse
 is served).
 
 /feedback: route the events to the request's shard, which stores them with fsync before
-this answers 202; unknown request ids are refused with 404. Only events of a durable
+this answers 202; unknown request ids are refused with 404, an item or entity the request
+did not show with 422. Only events of a durable
 request are stored (the service waits for a log write still in flight). Past
 `load_shedding.feedback_max_in_flight` calls waiting on the actors, /feedback answers 503
 (or 429) with Retry-After and stores nothing, so the actors' queues stay bounded.
@@ -214,7 +215,7 @@ class Orchestrator:
     async def _store_feedback(self, req: FeedbackRequest) -> FeedbackResponse:
         now = time.time()
         events = [EventRecord(event_id=e.event_id, request_id=req.request_id, item_id=e.item_id, type=e.type,
-                              position=e.position, ts=e.ts if e.ts is not None else now)
+                              position=e.position, ts=e.ts if e.ts is not None else now, entity_id=e.entity_id)
                   for e in req.events]
         try:
             res = await self.service.add_events(req.request_id, events)

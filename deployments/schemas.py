@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from core.events import EventType
 from retrievers.base import MAX_QUERY_CHARS
@@ -105,21 +105,39 @@ class SearchResponse(BaseModel):
 
 
 class FeedbackEvent(BaseModel):
+    """One event on an item the request showed, or on an entity it showed (an entity card or a
+    related entity): exactly one of `item_id` and `entity_id`."""
+
     model_config = ConfigDict(extra="forbid")
     event_id: str = Field(min_length=1, max_length=128, description="client-chosen id; a repeat is ignored")
-    item_id: str = Field(min_length=1, max_length=256, description="an item the request showed (or retrieved)")
+    item_id: str | None = Field(None, min_length=1, max_length=256,
+                                description="an item the request showed (or retrieved)")
+    entity_id: str | None = Field(None, min_length=1, max_length=256,
+                                  description="an entity the request showed (`entities` or `related` of the "
+                                  "answer): a click on it credits the results it was shown through")
     type: EventType
-    position: int = Field(ge=1, le=MAX_RESULTS, description="1-based position at which the item was shown")
+    position: int = Field(ge=1, le=MAX_RESULTS, description="1-based position at which the item was shown (for an "
+                          "entity: its position among the entities shown)")
     ts: Timestamp | None = Field(None, description="unix seconds (0..2100-01-01); defaults to the time of receipt")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> FeedbackEvent:
+        if (self.item_id is None) == (self.entity_id is None):
+            raise ValueError("an event names exactly one of item_id (a result) and entity_id (an entity card or "
+                             "related entity)")
+        return self
 
 
 class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"request_id": "JsOgydUFOCvczIY9F4xuCg",
-         "events": [{"event_id": "3f1c9a", "item_id": "track-00042", "type": "click", "position": 1}]}]})
+         "events": [{"event_id": "3f1c9a", "item_id": "track-00042", "type": "click", "position": 1}]},
+        {"request_id": "JsOgydUFOCvczIY9F4xuCg",
+         "events": [{"event_id": "3f1c9b", "entity_id": "artist:taylor whitfield", "type": "click", "position": 1}]}]})
     request_id: str = Field(min_length=1, max_length=64, description="the request_id /search returned")
     events: list[FeedbackEvent] = Field(min_length=1, max_length=MAX_EVENTS,
-                                        description=f"1..{MAX_EVENTS} events on items that request showed")
+                                        description=f"1..{MAX_EVENTS} events on items or entities that request "
+                                        "showed")
 
 
 class FeedbackResponse(BaseModel):

@@ -7,13 +7,18 @@
   (`retrievers.understanding`: exact n-grams, then fuzzy by character trigrams) over the
   entity names, so "taylor whitfeld kingdom love" names the artist Taylor Whitfield. A
   name shared by several entities (two artists' albums "Blue") gives the most popular.
+
+Both are logged with the request (`EntityAnswer.logged`: each entity with the shown results
+it was shown through), so /feedback can name them and learning can credit those results
+(`core.credit`).
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.entities import Entity
+from core.records import ShownEntity
 from core.text import normalize
 from retrievers.understanding import QueryUnderstanding
 
@@ -28,6 +33,26 @@ class EntityHit:
     entity: Entity
     score: float
     via: tuple[str, ...]
+
+
+@dataclass
+class EntityAnswer:
+    """The entities of one answer: cards for what the query names, related entities of the top
+    results, and the result items shown (in order), which say what each was shown through."""
+
+    cards: list[EntityHit] = field(default_factory=list)
+    related: list[EntityHit] = field(default_factory=list)
+    shown: Sequence[str] = ()
+
+    def logged(self) -> list[ShownEntity]:
+        """What the request log keeps: every entity shown and its `via`, the shown results it was
+        shown through (a related entity's own `via`; for a card, the shown results that belong to it)."""
+        out = []
+        for hit in self.cards:
+            members = set(hit.entity.items)
+            out.append(ShownEntity(entity_id=hit.entity.id, role="card", via=[i for i in self.shown if i in members]))
+        out += [ShownEntity(entity_id=h.entity.id, role="related", via=list(h.via)) for h in self.related]
+        return out
 
 
 class EntityIndex:
@@ -65,6 +90,10 @@ class EntityIndex:
                 via.setdefault(eid, []).append(item_id)
         order = sorted(score, key=lambda e: (-score[e], -self.entities[e].popularity, e))[:limit]
         return [EntityHit(self.entities[e], round(score[e], 4), tuple(via[e])) for e in order]
+
+    def answer(self, query: str, shown: Sequence[str], limit: int) -> EntityAnswer:
+        """Up to min(limit, 3) cards and `limit` related entities for a query and its shown results."""
+        return EntityAnswer(self.cards(query, min(limit, 3)), self.related(shown, limit), list(shown))
 
     def cards(self, query: str, limit: int = 3) -> list[EntityHit]:
         """Entities the query names, best match first."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
+from core.credit import event_items
 from core.events import EVENT_TYPES, POSITIVE_TYPES
 from core.records import EventRecord, RequestRecord
 from core.text import normalize
@@ -27,13 +28,22 @@ class RequestInfo:
     query: str  # normalized query text
     user_id: str | None
     items: dict[str, tuple[str, ...]]  # candidate or shown item -> strategies that found it
+    entities: dict[str, tuple[str, ...]] | None = None  # shown entity -> the result items it was shown through
 
     @classmethod
     def of(cls, rec: RequestRecord) -> RequestInfo:
         items = {c.item_id: tuple(sorted(c.hits)) for c in rec.served()}
         for item_id in rec.shown:
             items.setdefault(item_id, ())
-        return cls(normalize(rec.query), rec.user_id, items)
+        return cls(normalize(rec.query), rec.user_id, items, rec.entity_via() or None)
+
+    def found_by(self, ev: EventRecord) -> tuple[str, ...]:
+        """The strategies an event credits: those that found its item, or, for an entity event,
+        any of the result items the entity was shown through (`core.credit`)."""
+        items = event_items(ev, self.entities or {})
+        if len(items) == 1:
+            return self.items.get(items[0], ())
+        return tuple(sorted({s for i in items for s in self.items.get(i, ())}))
 
 
 def _zero_types() -> Counter:
@@ -46,6 +56,7 @@ class FeedbackStats:
     def __init__(self) -> None:
         self.requests = 0
         self.events = 0
+        self.entity_events = 0  # events on shown entities (also in `events` and `by_type`)
         self.by_type = _zero_types()
         self.fetched: Counter = Counter()  # strategy -> candidates it contributed, summed over requests
         self.chosen: Counter = Counter()  # strategy -> requests whose plan gave it a budget > 0
@@ -76,22 +87,27 @@ class FeedbackStats:
             self.query_chosen.setdefault(info.query, Counter()).update(called)
 
     def add_event(self, ev: EventRecord, info: RequestInfo) -> None:
+        """Count one stored event. A positive event is a hit for every strategy it credits
+        (`RequestInfo.found_by`); the memory's knowledge (`query_events`) and a user's last clicked
+        items count item events only: an entity is no item the memory strategy could return."""
+        on_item = ev.entity_id is None
         self.events += 1
+        self.entity_events += not on_item
         self.by_type[ev.type] += 1
         if ev.type in POSITIVE_TYPES:
-            found = info.items.get(ev.item_id, ())
+            found = info.found_by(ev)
             self.hits.update(found)
             if info.user_id is not None:
                 self.user_hits.setdefault(info.user_id, Counter()).update(found)
             if info.query:
                 self.query_hits.setdefault(info.query, Counter()).update(found)
-                self.query_events[info.query] += 1
+                self.query_events[info.query] += on_item
         if ev.type == "click" and info.query:
             self.query_clicks[info.query] += 1
         user = info.user_id
         if user is not None:
             self.user_events.setdefault(user, _zero_types())[ev.type] += 1
-            if ev.type == "click":
+            if ev.type == "click" and on_item:
                 self.user_clicked.setdefault(user, deque(maxlen=LAST_CLICKED)).append(ev.item_id)
 
     def strategy_stats(self) -> dict[str, dict[str, int]]:
@@ -129,7 +145,8 @@ class FeedbackStats:
 
     def totals(self, shard: int | None = None, **extra: int) -> FeedbackTotals:
         return FeedbackTotals(
-            shard=shard, requests=self.requests, events=self.events, events_by_type=dict(self.by_type),
+            shard=shard, requests=self.requests, events=self.events, entity_events=self.entity_events,
+            events_by_type=dict(self.by_type),
             strategies={s: StrategyCounts(**c) for s, c in self.strategy_stats().items()},
             users={u: dict(c) for u, c in sorted(self.user_events.items())},
             query_clicks=dict(sorted(self.query_clicks.items())), **extra)
@@ -140,7 +157,8 @@ class StrategyCounts(BaseModel):
 
     fetched: int = Field(0, description="candidates it contributed, summed over requests")
     chosen: int = Field(0, description="requests whose plan called it (and it answered)")
-    hits: int = Field(0, description="positive events (click, play, like) on items it had found")
+    hits: int = Field(0, description="positive events (click, play, like) on items it had found, or on entities "
+                      "shown through such items")
 
 
 class FeedbackTotals(BaseModel):
@@ -150,6 +168,8 @@ class FeedbackTotals(BaseModel):
     shard: int | None = Field(None, description="the shard, for one shard's totals")
     requests: int = 0
     events: int = 0
+    entity_events: int = Field(0, description="events on shown entities (cards, related entities); counted in "
+                               "`events` and `events_by_type` too")
     events_by_type: dict[str, int] = Field(default_factory=dict)
     strategies: dict[str, StrategyCounts] = Field(default_factory=dict)
     users: dict[str, dict[str, int]] = Field(default_factory=dict, description="user -> events by type")
@@ -167,6 +187,7 @@ class FeedbackTotals(BaseModel):
         for p in parts:
             out.requests += p.requests
             out.events += p.events
+            out.entity_events += p.entity_events
             out.memory_updates += p.memory_updates
             out.events_by_type = add(out.events_by_type, p.events_by_type)
             out.query_clicks = add(out.query_clicks, p.query_clicks)

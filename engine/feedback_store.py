@@ -109,6 +109,19 @@ def _coerce(obj: object, model: type[BaseModel], error: type[Exception]) -> Base
         raise error(f"not a valid {model.__name__}: {exc}") from None
 
 
+def _check_target(ev: EventRecord, info: RequestInfo, request_id: str) -> None:
+    """An event names exactly one of an item and an entity, and the request showed it."""
+    if (ev.item_id is None) == (ev.entity_id is None):
+        raise BadEvent(f"event {ev.event_id!r} must name exactly one of item_id and entity_id")
+    if ev.entity_id is not None:
+        if ev.entity_id not in (info.entities or {}):
+            raise BadEvent(f"event {ev.event_id!r}: entity {ev.entity_id!r} was not shown in request "
+                           f"{request_id!r} (neither an entity card nor a related entity)")
+    elif ev.item_id not in info.items:
+        raise BadEvent(f"event {ev.event_id!r}: item {ev.item_id!r} was neither shown nor a "
+                       f"candidate in request {request_id!r}")
+
+
 class FeedbackShard:
     """Durable append-only request and event log of one shard, with its aggregates."""
 
@@ -245,7 +258,9 @@ class FeedbackShard:
         self._event_ids.add(ev.event_id)
         self._stats.add_event(ev, info)
         weight = EVENT_WEIGHTS.get(ev.type)
-        if weight is not None and info.query:  # the memory strategy rejects an empty query
+        # the memory strategy learns query -> item scores: from item events (an entity is no item it
+        # could return), and never for an empty query (it rejects one)
+        if weight is not None and info.query and ev.item_id is not None:
             self._updates.append((seq, info.query, ev.item_id, float(weight)))
             self._update_seqs.append(seq)
 
@@ -314,9 +329,7 @@ class FeedbackShard:
             for ev in evs:
                 if ev.request_id != request_id:
                     raise BadEvent(f"event {ev.event_id!r} is for request {ev.request_id!r}, not {request_id!r}")
-                if ev.item_id not in info.items:
-                    raise BadEvent(f"event {ev.event_id!r}: item {ev.item_id!r} was neither shown nor a "
-                                   f"candidate in request {request_id!r}")
+                _check_target(ev, info, request_id)
                 if ev.position < 1:
                     raise BadEvent(f"event {ev.event_id!r}: position must be >= 1, got {ev.position}")
             new, batch_ids = [], set()
@@ -394,7 +407,8 @@ class FeedbackShard:
     # -- export -------------------------------------------------------------------
     def export(self, out_dir: Path) -> ExportCounts:
         """Write requests-shard<i>.parquet and events-shard<i>.parquet (column `json` holds each
-        record's model_dump_json()) under out_dir, atomically; returns the counts."""
+        record's model_dump_json(); the events' item_id or entity_id, the other null) under out_dir,
+        atomically; returns the counts."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         with self._lock:  # a consistent cut; the files are read outside the lock
@@ -407,7 +421,7 @@ class FeedbackShard:
             "request_id": pa.array([r.request_id for r in reqs], str_), "ts": pa.array([r.ts for r in reqs], f64)}),
             "events": pa.table({"json": pa.array([e.model_dump_json() for e in evs], str_), **{
                 col: pa.array([getattr(e, col) for e in evs], f64 if col == "ts" else str_)
-                for col in ("event_id", "request_id", "ts", "type", "item_id")}})}
+                for col in ("event_id", "request_id", "ts", "type", "item_id", "entity_id")}})}
         for kind, table in tables.items():
             target = out / f"{kind}-shard{self.shard}.parquet"
             tmp = target.with_name(target.name + ".tmp")

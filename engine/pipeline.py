@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from core.records import Candidate, PlanRecord, RequestRecord
+from engine.entities import EntityAnswer
 from engine.sharding import shard_label
 from ranking.fusion import union
 from retrievers.base import Query
@@ -46,6 +47,7 @@ RetrieveFn = Callable[[Query, int], Awaitable[list[Candidate]]]
 RankFn = Callable[[str, list[Candidate]], Awaitable[tuple[str, list[tuple[str, float]]]]]
 LogFn = Callable[[RequestRecord], Awaitable[None]]  # a coroutine function, or a batcher returning futures
 ContextFn = Callable[[str, str | None, dict], Awaitable[np.ndarray]]
+EntitiesFn = Callable[[list[str]], EntityAnswer]  # the shown item ids -> the entities shown beside them
 log = logging.getLogger(__name__)
 
 
@@ -104,6 +106,7 @@ class SearchResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     latency_ms: dict[str, float] = field(default_factory=dict)  # strategy -> call latency
     shadow_task: asyncio.Task | None = None  # the off-path shadow fetch and log (shadow plans only)
+    entities: EntityAnswer | None = None  # what `search(entities=...)` showed beside the results (and logged)
 
     @property
     def found_by(self) -> dict[str, list[str]]:
@@ -165,9 +168,12 @@ class SearchPipeline:
         return Unavailable("every strategy failed recently and is paused (circuit open)", max(wait, 1.0))
 
     async def search(self, query: str, k: int, user_id: str | None = None,
-                     context: dict[str, Any] | None = None, parse: Parse | None = None) -> SearchResult:
+                     context: dict[str, Any] | None = None, parse: Parse | None = None,
+                     entities: EntitiesFn | None = None) -> SearchResult:
         """Serve one query. `parse`, the query understanding made upstream, travels only to the
-        strategies in `parse_for` (the others get the plain query: less to send)."""
+        strategies in `parse_for` (the others get the plain query: less to send). `entities`, given
+        the shown item ids, says which entities are shown beside them: they are logged with the
+        request (so feedback can name them) and returned."""
         context = context or {}
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
@@ -199,6 +205,7 @@ class SearchPipeline:
         timings["rank"] = (time.perf_counter() - t2) * 1000
 
         shown = ranked[:k]
+        shown_entities = entities([i for i, _ in shown]) if entities is not None else None
         t3 = time.perf_counter()
         record = RequestRecord(
             request_id=request_id, ts=time.time(), query=query, user_id=user_id, context=context,
@@ -206,7 +213,7 @@ class SearchPipeline:
             plan=PlanRecord(budgets=plan.budgets, propensity=plan.propensity, policy_version=plan.policy_version,
                             shadow=plan.shadow),
             failed=failed, candidates=candidates, shown=[i for i, _ in shown], ranker_version=ranker_version,
-            rank_ms=round(timings["rank"], 3))
+            rank_ms=round(timings["rank"], 3), entities=shown_entities.logged() if shown_entities else [])
         if self.log_in_background:
             self._log_later(record)
         else:
@@ -220,7 +227,7 @@ class SearchPipeline:
         timings["total"] = (time.perf_counter() - t0) * 1000
         return SearchResult(request_id=request_id, plan=plan, ranked=shown, candidates=candidates, failed=failed,
                             ranker_version=ranker_version, timings_ms={k: round(v, 3) for k, v in timings.items()},
-                            latency_ms=latency, shadow_task=task)
+                            latency_ms=latency, shadow_task=task, entities=shown_entities)
 
     def _log_later(self, record: RequestRecord) -> None:
         rid = record.request_id

@@ -5,8 +5,9 @@ it, and `benchmarks/serve_latency.py` runs the very same object in-process.
 to the strategies that act on it, `Retriever.uses_parse`); context features from this process's snapshot of the feedback shards' history
 (`engine.history_feed`, refreshed in the background, so no remote call per request; the
 first request waits up to HISTORY_TIMEOUT_S for a first copy), then the pipeline (plan,
-fan out, union, rank, answer, log after the answer), then the entity cards of what the
-query names and the related entities of the top results, and the items' display fields.
+fan out, union, rank, the entity cards of what the query names and the related entities of
+the top results (logged with the request, so feedback can name them), answer, log after the
+answer), and the items' display fields.
 
 /feedback: events are stored only for a durable request. A request answered by this
 process whose log write is still in flight is waited for; an id the shard does not know
@@ -28,7 +29,7 @@ import numpy as np
 from core.model import Item
 from core.records import EventRecord, RequestRecord
 from engine.batching import MicroBatcher
-from engine.entities import EntityHit, EntityIndex
+from engine.entities import EntityAnswer, EntityHit, EntityIndex
 from engine.feedback_client import FeedbackClient
 from engine.feedback_store import AddResult, UnknownRequest
 from engine.history_feed import HistorySnapshot
@@ -94,10 +95,10 @@ class SearchService:
         """Serve one query (raises `engine.pipeline.Unavailable` when no strategy can answer)."""
         understanding = self.featurizer.understanding  # its parse cache serves the features' parse too
         parse = understanding.parse(query) if understanding is not None and self.pipeline.parse_for else None
-        res = await self.pipeline.search(query, k, user_id, context, parse)
-        ranked = [i for i, _ in res.ranked]
-        cards, rel = self._entities(query, ranked, related)
-        return Answer(res, {i: self.display(i) for i in ranked}, cards, rel)
+        res = await self.pipeline.search(query, k, user_id, context, parse,
+                                         entities=lambda shown: self._entities(query, shown, related))
+        ents = res.entities or EntityAnswer()
+        return Answer(res, {i: self.display(i) for i, _ in res.ranked}, ents.cards, ents.related)
 
     async def features(self, query: str, user_id: str | None, context: dict) -> np.ndarray:
         """The bandit's context features; the history comes from the local snapshot."""
@@ -148,18 +149,20 @@ class SearchService:
             fields["year"] = str(item.year)
         return fields
 
-    def _entities(self, query: str, ranked: list[str], limit: int) -> tuple[list[EntityHit], list[EntityHit]]:
+    def _entities(self, query: str, shown: list[str], limit: int) -> EntityAnswer:
         """Entity cards and related entities; a failure here never fails the search (logged, left out)."""
         try:
-            return self.entity_index.cards(query, min(limit, 3)), self.entity_index.related(ranked, limit)
+            return self.entity_index.answer(query, shown, limit)
         except Exception:
             log.exception("related entities failed for one request; answered without them")
-            return [], []
+            return EntityAnswer(shown=shown)
 
     async def close(self) -> None:
         """Stop the history refresh and wait for the log writes and shadow fetches in flight."""
-        if self._history_task is not None:
-            self._history_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._history_task
+        task = self._history_task
+        while task is not None and not task.done():
+            # cancel until it stops: Python 3.11's asyncio.wait_for swallows a cancel that arrives just as
+            # its inner call finishes (it returns the result), and the refresh loop would then run on
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
         await self.pipeline.drain()

@@ -27,7 +27,7 @@ from engine.erasure import fsync_dir
 log = logging.getLogger(__name__)
 
 SNAPSHOT = "snapshot.pkl"
-FORMAT = 1  # bump when the pickled state changes shape
+FORMAT = 2  # bump when the pickled state changes shape (2: shown entities per request, entity events)
 TAIL_BYTES = 64
 
 

@@ -21,7 +21,9 @@ import numpy as np
 from ir_measures import nDCG
 from tqdm import tqdm
 
+from core.credit import event_items
 from core.errors import BadRequest
+from core.events import EVENT_LABELS
 from core.model import Dataset, Item
 from core.records import Candidate, EventRecord, RequestRecord
 from ranking.features import featurize
@@ -33,8 +35,6 @@ from retrievers.index import IndexHandle, check_same_data
 
 DEFAULT_BUDGETS: dict[str, int] = {"lexical": 100, "dense": 100, "memory": 25, "popularity": 25,
                                    "structured": 50, "explore": 10}
-#: Label of an item from the feedback on it (the max over its events counts).
-EVENT_LABELS: dict[str, int] = {"like": 3, "play": 2, "click": 1, "skip": 0}
 NDCG10 = nDCG @ 10
 
 
@@ -103,15 +103,19 @@ def qrels_groups(index: IndexHandle, dataset: Dataset, split: str, budgets: Mapp
     return groups
 
 
-def _click_labels(events: Iterable[EventRecord]) -> dict[str, dict[str, int]]:
-    """request id -> item id -> label, the max over that item's events (like 3, play 2, click 1, skip 0)."""
+def _click_labels(events: Iterable[EventRecord], via: Mapping[str, Mapping[str, Sequence[str]]]
+                  ) -> dict[str, dict[str, int]]:
+    """request id -> item id -> label, the max over the events on that item (`core.events.EVENT_LABELS`:
+    like 3, play 2, click 1, skip 0). An event on an entity labels each result item it was shown
+    through (`via`: request id -> entity id -> via items) with its type's label (`core.credit`)."""
     out: dict[str, dict[str, int]] = {}
     for e in events:
         label = EVENT_LABELS.get(e.type)
         if label is None:
             continue
         items = out.setdefault(e.request_id, {})
-        items[e.item_id] = max(items.get(e.item_id, 0), label)
+        for item in event_items(e, via.get(e.request_id, {})):
+            items[item] = max(items.get(item, 0), label)
     return out
 
 
@@ -119,8 +123,9 @@ def click_groups(requests: Sequence[RequestRecord], events: Sequence[EventRecord
                  unshown: Literal["after", "drop"] = "after") -> list[Group]:
     """One group per request with at least one positive event; rows in the order shown, then
     (unless dropped) the candidates not shown, in their logged order. Features come from the
-    logged provenance (`hits`): nothing is retrieved again."""
-    labels = _click_labels(events)
+    logged provenance (`hits`): nothing is retrieved again. Events on a shown entity label the
+    results it was shown through (`core.credit`)."""
+    labels = _click_labels(events, {r.request_id: r.entity_via() for r in requests if r.entities})
     groups = []
     for req in requests:
         got = labels.get(req.request_id)

@@ -13,7 +13,9 @@ Clicks are position-biased: users click what is shown on top. `train_from_clicks
 XGBoost's Unbiased LambdaMART (Hu et al., WWW 2019; `lambdarank_unbiased=True`), which
 estimates the examination bias per position jointly with the ranker. XGBoost takes a
 row's position from its order inside its query group, so each group lists the shown
-items in the order shown, then the candidates that were not shown.
+items in the order shown, then the candidates that were not shown. A click on an entity
+shown beside the results (a card, a related artist) labels the results it was shown
+through with its type's label (`core.credit`, `ranking.groups.click_groups`).
 """
 from __future__ import annotations
 

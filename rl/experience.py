@@ -16,6 +16,9 @@ nothing about an item that only an unserved strategy found; the same query's oth
 requests, served other plans, often do. This is the aggregated click label of learning to
 rank, applied to retrieval: the shadow fetch tells which strategies found an item, the
 query's click history tells whether it was wanted.
+
+Events on entities shown beside the results count on the result items each entity was
+shown through, with its weight shared among them (`rl.reward.acted_items`, `core.credit`).
 """
 from __future__ import annotations
 
@@ -53,7 +56,7 @@ def query_positives(requests: Sequence[RequestRecord], events: Mapping[str, Sequ
     """normalised query -> item -> the largest positive event weight on it in any of `requests`."""
     out: dict[str, dict[str, float]] = {}
     for r in requests:
-        for item, w in acted_items(list(events.get(r.request_id, [])), cfg).items():
+        for item, w in acted_items(list(events.get(r.request_id, [])), cfg, r.entity_via()).items():
             if w > 0:
                 got = out.setdefault(normalize(r.query), {})
                 got[item] = max(w, got.get(item, w))
@@ -71,7 +74,7 @@ def experience(requests: Sequence[RequestRecord], events: Mapping[str, Sequence[
     for r in requests:
         if (dim is not None and len(r.features) != dim) or not any(r.plan.budgets.values()):
             continue
-        own = acted_items(list(events.get(r.request_id, [])), cfg)
+        own = acted_items(list(events.get(r.request_id, [])), cfg, r.entity_via())
         acted = {**positives.get(normalize(r.query), {}), **own}
         returned = returned_counts(r.candidates)
         gains = gain_table(r.candidates, acted, space, cfg)

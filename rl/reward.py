@@ -17,7 +17,10 @@ Definitions (what the bandit maximises; `rank` is 1-based):
     reward(plan) = gain(plan) - price_per_10ms * cost_ms(plan) / 10
 
 `w_i` is the largest event weight among the item's feedback events (`acted_items`), so
-clicks credit exactly the strategies that found the clicked item. `cost_ms` is measured
+clicks credit exactly the strategies that found the clicked item. An event on an entity
+shown beside the results (a card, a related artist) counts on each result item it was
+shown through with its weight shared, w / len(via) (`core.credit`): the plans that found
+those items are credited, and one entity click is never worth more than one item click. `cost_ms` is measured
 compute (`rl.cost.CostModel`). The empty plan retrieves nothing and costs nothing: its
 reward is exactly 0.
 """
@@ -29,6 +32,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.credit import event_shares
 from core.events import EVENT_WEIGHTS, EventType
 from core.records import Candidate, EventRecord, within
 from rl.cost import CostModel
@@ -69,14 +73,19 @@ class RewardConfig(BaseModel):
         return self.price_per_10ms * np.asarray(cost_ms, dtype=np.float64) / 10.0
 
 
-def acted_items(events: Sequence[EventRecord], cfg: RewardConfig) -> dict[str, float]:
-    """item_id -> the largest weight among its events. All events must share one request_id."""
+def acted_items(events: Sequence[EventRecord], cfg: RewardConfig,
+                via: Mapping[str, Sequence[str]] | None = None) -> dict[str, float]:
+    """item_id -> the largest weight among its events. All events must share one request_id.
+    An entity event counts on each of its via items (`via`: entity id -> the result items the
+    request showed it through, `RequestRecord.entity_via`) with weight / len(via); without
+    `via` it credits nothing."""
     if len({e.request_id for e in events}) > 1:
         raise ValueError("acted_items takes the events of one request; got several request_ids")
     out: dict[str, float] = {}
     for e in events:
-        w = cfg.weight(e.type)
-        out[e.item_id] = max(out.get(e.item_id, w), w)
+        for item, share in event_shares(e, via or {}).items():
+            w = cfg.weight(e.type) * share
+            out[item] = max(out.get(item, w), w)
     return out
 
 

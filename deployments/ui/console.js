@@ -72,18 +72,21 @@ function render(res) {
       el("span", { class: "meta" }, metaKeys.map((k) => f[k]).filter(Boolean).join(" · ")), " ", buttons,
       el("div", { class: "meta" }, `score ${r.score.toFixed(4)}` + (f.genre ? ` · ${f.genre} ${f.mood || ""}` : "")), badges));
   }
+  // a click on an entity card or a related entity is feedback too: it credits the results it came through
   const cards = $("#cards");
   cards.replaceChildren();
-  for (const e of res.entities || []) {
-    cards.append(el("div", { class: "card", "data-entity": e.entity_id }, el("span", { class: "type" }, e.type),
+  (res.entities || []).forEach((e, i) => {
+    cards.append(el("div", { class: "card", "data-entity": e.entity_id, title: "click: feedback on this entity",
+      onclick: (ev) => entityFeedback(res.request_id, e, i + 1, ev.currentTarget) }, el("span", { class: "type" }, e.type),
       el("b", {}, e.name), ` · ${e.n_items} items`, e.fields.artist ? ` · by ${e.fields.artist}` : ""));
-  }
+  });
   const related = $("#related");
   related.replaceChildren();
-  for (const e of res.related || []) {
-    related.append(el("span", { class: "chip", "data-entity": e.entity_id, title: `via ${e.via.join(", ")}` },
+  (res.related || []).forEach((e, i) => {
+    related.append(el("span", { class: "chip", "data-entity": e.entity_id, title: `via ${e.via.join(", ")}`,
+      onclick: (ev) => entityFeedback(res.request_id, e, i + 1, ev.currentTarget) },
       el("span", { class: "type" }, e.type), e.name));
-  }
+  });
   $("#related-box").hidden = !(res.related || []).length;
   renderPlan(res);
 }
@@ -107,10 +110,19 @@ function renderPlan(res) {
 }
 
 async function feedback(requestId, result, type, button) {
-  const body = { request_id: requestId, events: [{ event_id: eventId(), item_id: result.item_id, type, position: result.rank }] };
+  await sendEvent(requestId, { item_id: result.item_id, type, position: result.rank }, button);
+}
+
+// position: the entity's 1-based place among the cards, or among the related entities
+async function entityFeedback(requestId, entity, position, node) {
+  await sendEvent(requestId, { entity_id: entity.entity_id, type: "click", position }, node);
+}
+
+async function sendEvent(requestId, event, node) {
+  const body = { request_id: requestId, events: [{ event_id: eventId(), ...event }] };
   try {
     const res = await api("/feedback", { method: "POST", body: JSON.stringify(body) });
-    if (res.accepted) button.classList.add("sent");
+    if (res.accepted) node.classList.add("sent");
     refreshStats();
   } catch (e) {
     $("#status").textContent = "feedback failed: " + e.message;

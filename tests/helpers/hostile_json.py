@@ -125,10 +125,16 @@ def accepted_search_body(draw, words: list[str]) -> str:
 
 @st.composite
 def feedback_body(draw, request_ids: list[str], items: list[str]) -> str:
+    """A /feedback body whose events mostly name an item; one in six names an entity instead,
+    both or neither (a 422 unless the entity was shown)."""
+    item = st.tuples(st.just('"item_id"'), field(st.one_of(plain_string(items), json_string())))
+    entity = st.tuples(st.just('"entity_id"'), field(json_string()))
+    target = st.one_of(st.just(()), st.tuples(entity), st.tuples(item, entity))
+
     def event() -> st.SearchStrategy[str]:
-        return st.builds(lambda *kv: _obj(list(kv)),
+        return st.builds(lambda kvs, *kv: _obj([*kvs, *kv]),
+                         st.integers(0, 5).flatmap(lambda n: target if n == 0 else st.tuples(item)),
                          st.tuples(st.just('"event_id"'), field(json_string(min_size=1))),
-                         st.tuples(st.just('"item_id"'), field(st.one_of(plain_string(items), json_string()))),
                          st.tuples(st.just('"type"'), field(st.sampled_from(['"click"', '"play"', '"like"',
                                                                               '"skip"']))),
                          st.tuples(st.just('"position"'), field(st.one_of(st.integers(1, 10).map(str),

@@ -7,7 +7,9 @@ strategy is expensive. So the best plan differs by type: a trained policy must b
 uniformly random plans and the best single fixed plan (computed exactly from the env's
 reward tables). (b) Real, freshly built RLlib modules with hand-set biases: propensities
 over all plans sum to 1 (with a strategy down, with and without epsilon), match the served
-distribution, and match the empirical frequencies of sampled plans (chi-square)."""
+distribution, and match the empirical frequencies of sampled plans (chi-square). (c) A user
+strategy in the action space, trained through the retrain job's own function from logged
+requests: the promoted bandit calls it exactly where it pays."""
 from __future__ import annotations
 
 import itertools
@@ -23,14 +25,19 @@ import pytest
 import ray
 import torch
 
-from core.records import Candidate, Hit
+from core.paths import StatePaths
+from core.records import Candidate, EventRecord, Hit, PlanRecord, RequestRecord
+from learning.retrain import by_request, retrain_bandit
 from retrievers import STRATEGIES
 from rl.bandit import META_FILE, MODULE_DIR, BanditPolicy, quiet_ray_logs
 from rl.cost import CostModel
 from rl.env import LoggedContext, ReplayBanditEnv
+from rl.features import ContextFeaturizer
 from rl.policy import LEVELS, ActionSpace, PolicyContext
 from rl.reward import RewardConfig, gain_table, returned_counts
+from rl.serving import PolicyArgs
 from rl.train import BanditArtifact, PPOConfig, train_bandit
+from tests.helpers.catalogue import tiny_dataset
 
 STRATS = list(STRATEGIES)
 TYPES = ("lexical", "dense", "memory")  # type k: only TYPES[k] finds the acted item
@@ -179,6 +186,89 @@ def test_a_mean_budget_is_met_by_the_dual_ascent(ray_session, tmp_path, held_out
     spent = np.mean([COST.plan_ms(pol.greedy(c.features, c.available)) for c in held_out])
     print(f"\nbudget 60 ms: price found {art.meta['price_per_10ms']:.4f}, held-out greedy cost {spent:.1f} ms")
     assert 20.0 <= spent <= 60.0 + 25.0  # plans are discrete: within one strategy (25 ms) of the budget
+
+
+# ---- (c) a user strategy in the action space, trained by the retrain job's own function -----------------
+
+CUSTOM = ["lexical", "popularity", "http"]  # "http": a custom_strategies entry (retrievers/http_search.py)
+MS = {"lexical": 30.0, "popularity": 10.0, "http": 80.0}  # measured call latency: a remote HTTP service is slow
+
+
+def part_number_logs(rng: np.random.Generator, n: int, t0: float = 1.7e9) -> tuple[list[RequestRecord],
+                                                                                   list[EventRecord]]:
+    """Logged shadow requests (every strategy fetched at the top budget, so every plan's reward is
+    known) served by the fixed plan, with the real context features of their query text on the
+    tiny catalogue. Half are part numbers ("SKU 4471-0923", "978-0-14-303943-3"): only the
+    external http search finds the item the user plays, at rank 1..3. The others are titles,
+    artists, genres and moods, whose played item only lexical finds. A call costs its `MS`."""
+    ds = tiny_dataset()
+    featurizer = ContextFeaturizer.from_catalog(ds.items, ds.schema)
+    words = [it.fields[f] for it in ds.items for f in ("title", "artist")] + \
+        [f"{it.fields['artist']} {it.fields['title']}" for it in ds.items] + \
+        [f"{it.fields['mood']} {it.fields['genre']}" for it in ds.items]
+    requests, events = [], []
+    for t in range(n):
+        digits = t % 2 == 0
+        if digits:
+            a, b = (int(v) for v in rng.integers(1000, 99999, size=2))
+            query = str(rng.choice([f"SKU {a}-{b}", f"978-{a}-{b}", f"part {a}", f"{a} {b}"]))
+        else:
+            query = str(rng.choice(words))
+        payer = "http" if digits else "lexical"
+        hit_rank = int(rng.integers(1, 4))
+        cands = [Candidate(f"hit{t}", {payer: Hit(hit_rank, 1.0)})]
+        for s in CUSTOM:  # 30 distractors per strategy, at the ranks the hit leaves free
+            ranks = [r for r in range(1, 32) if not (s == payer and r == hit_rank)][:30]
+            cands += [Candidate(f"{s}{t}-{r}", {s: Hit(r, 1.0 / r)}) for r in ranks]
+        features = featurizer.featurize(query, None, t0 + 600 * t)
+        requests.append(RequestRecord(
+            request_id=f"r{t}", ts=t0 + 600 * t, query=query, features=[float(v) for v in features],
+            plan=PlanRecord(budgets={"lexical": 50, "popularity": 10, "http": 25}, propensity=0.1,
+                            policy_version="fixed-v1", shadow=True),
+            candidates=cands, fetched={s: 100 for s in CUSTOM}, rank_ms=1.0, shown=[f"hit{t}"],
+            latency_ms={s: float(rng.normal(MS[s], 1)) for s in CUSTOM}, ranker_version="fallback",
+            shadow_latency_ms={s: float(rng.normal(MS[s], 1)) for s in CUSTOM}))
+        events.append(EventRecord(event_id=f"e{t}", request_id=f"r{t}", item_id=f"hit{t}", type="play",
+                                  position=1, ts=t0 + 600 * t + 5))
+    return requests, events
+
+
+class MemoryPromoter:
+    def __init__(self) -> None:
+        self.serving = {"bandit": "fixed", "ranker": "fallback"}
+
+    def current(self, kind: str) -> str:
+        return self.serving[kind]
+
+    def promote(self, kind: str, version: str) -> None:
+        self.serving[kind] = version
+
+
+def test_the_retrained_bandit_calls_the_user_strategy_where_it_pays(ray_session, tmp_path):
+    """A custom strategy ("http") in the action space of the retrain job's function
+    (`learning.retrain.retrain_bandit`, what POST /admin/retrain runs): trained on logs where it
+    alone finds what part-number queries want, the promoted bandit's greedy plan calls it for
+    those queries and leaves it out for word queries, where lexical pays and it only costs."""
+    requests, events = part_number_logs(np.random.default_rng(0), 240)
+    args = PolicyArgs(budgets={"lexical": 50, "popularity": 10, "http": 25},
+                      reward=RewardConfig(price_per_10ms=0.1))  # a useless http call (81 ms) costs 0.81
+    promoter, paths = MemoryPromoter(), StatePaths(tmp_path)
+    t0 = time.perf_counter()
+    record = retrain_bandit(paths, args, CUSTOM, requests, by_request(events), 0.02, promoter,
+                            ppo=PPOConfig(iterations=1, warm_start_steps=300, seed=0), version="custom-v1")
+    seconds = time.perf_counter() - t0
+    assert record["promoted"] and promoter.current("bandit") == "custom-v1", record["ope"]
+    pol = BanditPolicy.load(paths.bandit_models / "custom-v1", epsilon=0.0)
+    assert list(pol.strategies) == CUSTOM
+    fresh, _ = part_number_logs(np.random.default_rng(1), 100)
+    # (is it a part number: did http find the played item, the log's first candidate; its greedy plan)
+    greedy = [("http" in r.candidates[0].hits, pol.greedy(np.asarray(r.features, np.float32), CUSTOM))
+              for r in fresh]
+    print(f"\nretrain_bandit with a custom strategy: {seconds:.1f} s; greedy plans "
+          f"{Counter(str(sorted((s, b) for s, b in g.items() if b)) for _, g in greedy)}")
+    assert all(g["http"] >= 10 for digits, g in greedy if digits)  # part numbers: the user strategy is called
+    assert all(g["http"] == 0 and g["lexical"] >= 10 for digits, g in greedy if not digits)  # words: it is not
+    assert all(g["popularity"] == 0 for _, g in greedy)  # never pays here
 
 
 # ---- (b) exact propensities, on real RLlib modules with hand-set output biases -------------------------

@@ -94,6 +94,22 @@ def test_artist_plus_title_query_returns_the_artist_entity(service, client):
     assert ent["n_items"] == sum(it.fields["artist"] == artist for it in ds.items)
     assert any(e["type"] == "album" and e["fields"] == {"artist": artist} for e in body["related"])
     assert [e["name"] for e in body["entities"] if e["type"] == "artist"] == [artist]  # the card
+    # a click on the related artist is stored, counted, and a hit for every strategy that found its via results
+    found_by = {r["item_id"]: r["strategies"] for r in body["results"]}
+    credited = {s for i in ent["via"] for s in found_by[i]}
+    before = client.get("/stats").json()
+    click = {"event_id": uuid.uuid4().hex, "entity_id": ent["entity_id"], "type": "click", "position": 1}
+    r = client.post("/feedback", json={"request_id": body["request_id"], "events": [click]})
+    assert r.status_code == 202 and r.json()["accepted"] == 1, r.text
+    after = client.get("/stats").json()
+    assert (after["events"], after["entity_events"]) == (before["events"] + 1, before["entity_events"] + 1)
+    assert {s: c["hits"] - before["strategies"].get(s, {}).get("hits", 0) for s, c in after["strategies"].items()
+            if c["hits"] != before["strategies"].get(s, {}).get("hits", 0)} == {s: 1 for s in credited}
+    for bad, why in (({"entity_id": "artist:never shown"}, "was not shown"),
+                     ({"entity_id": ent["entity_id"], "item_id": item.id}, "exactly one")):
+        ev = {"event_id": uuid.uuid4().hex, "type": "click", "position": 1, **bad}
+        r = client.post("/feedback", json={"request_id": body["request_id"], "events": [ev]})
+        assert r.status_code == 422 and why in r.text, r.text
     assert search(client, artist, k=3, related=0)["related"] == []
 
 
@@ -135,6 +151,11 @@ def test_web_console_in_chromium(service, client, tmp_path):
             hit_cells = page.locator("#strategy-table tbody td.hit")
             hits_after = sum(int(h) for h in hit_cells.evaluate_all("els => els.map(e => e.dataset.hits)"))
             assert hits_after > sum(c["hits"] for c in before["strategies"].values())
+            artist_chip = page.locator(f'#related [data-entity="artist:{item.fields["artist"].lower()}"]')
+            artist_chip.click()  # feedback on an entity: counted too
+            expect(artist_chip).to_have_class("chip sent", timeout=10_000)
+            expect(page.locator("#fb-count")).to_have_text(str(before["events"] + 2), timeout=10_000)
+            assert client.get("/stats").json()["entity_events"] == before["entity_events"] + 1
             page.click("#retrain-btn")  # no token: the console says what it needs, nothing is submitted
             expect(page.locator("#job-status")).to_contain_text("admin token")
             page.fill("#token", "wrong-token")

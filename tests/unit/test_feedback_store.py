@@ -43,7 +43,7 @@ def populate(shard: FeedbackShard) -> None:
 UPDATES = [(1, "love story", "a", 1.0), (2, "love story", "a", 2.0), (3, "love story", "b", -0.5),
            (4, "love story", "c", 1.0), (5, "love story", "e", 3.0)]
 STATS = {
-    "shards": 1, "shard": 0, "requests": 2, "events": 5,
+    "shards": 1, "shard": 0, "requests": 2, "events": 5, "entity_events": 0,
     "events_by_type": {"click": 2, "play": 1, "like": 1, "skip": 1},
     "strategies": {"dense": {"fetched": 4, "chosen": 2, "hits": 3},
                    "lexical": {"fetched": 4, "chosen": 2, "hits": 2},
@@ -282,7 +282,7 @@ def test_export_round_trip_over_two_shards(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["events-shard0.parquet", "events-shard1.parquet",
                                                     "requests-shard0.parquet", "requests-shard1.parquet"]
     table = pq.read_table(out / "events-shard0.parquet")
-    assert table.column_names == ["json", "event_id", "request_id", "ts", "type", "item_id"]
+    assert table.column_names == ["json", "event_id", "request_id", "ts", "type", "item_id", "entity_id"]
     assert table.column("type").to_pylist() == ["click", "play", "skip", "click", "like"]
     assert pq.read_table(out / "requests-shard1.parquet").column("request_id").to_pylist() == ["r7"]
     requests, events = read_export(out)
