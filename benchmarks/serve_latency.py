@@ -57,13 +57,17 @@ from retrievers import Query
 from retrievers.index import IndexHandle, build_index
 from rl.serving import build_policy
 
+# Each variant names every flag it depends on: `ltrr up` turns the throughput mode on unless the
+# environment says otherwise (deployments.cluster.SERVE_ENV), so "default" must switch it off.
 VARIANTS: dict[str, dict[str, str]] = {
-    "default": {},
+    "default": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "0"},
     "throughput": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
     "throughput-no-grpc": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_USE_GRPC_BY_DEFAULT": "0"},
-    "grpc": {"RAY_SERVE_USE_GRPC_BY_DEFAULT": "1"},
+    "grpc": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "0", "RAY_SERVE_USE_GRPC_BY_DEFAULT": "1"},
     "haproxy": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1"},
 }
+
+
 SERVE_CONFIG = Path(__file__).resolve().parent.parent / "serve_config.yaml"
 
 
