@@ -3,8 +3,10 @@
 "tayler swiftt 90s" is parsed by QueryUnderstanding into artist=taylor swift and years
 1990-1999; this strategy returns the items having those field values. Each understood
 query span is one constraint; an item earns, per span, the best of match score x field
-weight (title 3, artist 2, album 1, category 1) over the fields the span matched, and
-items meeting more constraints rank first:
+weight (title 3, artist 2, album 1, category 1) over the fields the span matched literally
+(exact, fuzzy or word matches), plus the best over its synonym matches (the words as typed
+and what they suggest are separate evidence: "love" in the title "Kingdom Love" and "love"
+suggesting the romantic mood), and items meeting more constraints rank first:
 
     score = constraints met + s / (1 + s),   s = sum of span scores + 0.01 * log1p(popularity)
 
@@ -176,14 +178,15 @@ class StructuredRetriever(Retriever):
         total = np.zeros(n, dtype=np.float64)
         met = np.zeros(n, dtype=np.int64)
         for matches in spans.values():
-            best = np.zeros(n, dtype=np.float64)
+            literal, synonym = np.zeros(n, dtype=np.float64), np.zeros(n, dtype=np.float64)
             for m in matches:
                 ix = (self._words if m.kind == "word" else self._postings).get(m.field, {}).get(m.value)
                 if ix is not None and len(ix):
                     weight = 1.0 if m.kind == "word" else self._weights.get(m.field, 1.0)
+                    best = synonym if m.kind == "synonym" else literal
                     best[ix] = np.maximum(best[ix], m.score * weight)
-            total += best
-            met += best > 0
+            total += literal + synonym  # the words as typed and what they suggest are two pieces of evidence
+            met += (literal + synonym) > 0
         mask = self._year_mask(parse)
         if mask is not None:
             if not spans:
