@@ -5,6 +5,8 @@ flat (title and text in one field) 0.679, multifield 0.665. Cranfield figures ar
 ones measured on this kind of machine in ../shared/data/README.md (MiniLM dense 0.382,
 RRF of BM25 flat and dense 0.413, BM25 flat 0.351).
 
+The Cranfield index is the session's (tests/integration/conftest.py).
+
 Needs LTRR_DATA (CI sets it); fails, never skips, when it is set and the data is missing.
 """
 from __future__ import annotations
@@ -49,17 +51,6 @@ def test_scifact_bm25_multifield_reproduces_pyserini(scifact, tmp_path):
     qs = scifact.split("test")
     run = {qid: {c.item_id: c.score for c in r.retrieve(q, 100)} for qid, q in qs.queries.items()}
     assert ir_measures.calc_aggregate([nDCG @ 10], qs.qrels, run)[nDCG @ 10] == pytest.approx(0.665, abs=TOL)
-
-
-@pytest.fixture(scope="module")
-def cranfield(data_root: Path):
-    return load_beir(data_root / "cranfield")
-
-
-@pytest.fixture(scope="module")
-def cranfield_index(data_root: Path, tmp_path_factory) -> IndexHandle:
-    out = tmp_path_factory.mktemp("cranfield") / "index"
-    return IndexHandle.open(built_index(f"beir:{data_root / 'cranfield'}", out, "lexical,dense"))
 
 
 @pytest.mark.parametrize("strategy,ndcg,recall", [("lexical", 0.351, 0.722), ("dense", 0.382, 0.772),
