@@ -15,6 +15,12 @@ Everything odd about running pyserini here lives in this one module:
    `pyserini.encode._openai` is imported (which `pyserini.search.lucene` does), and that
    fails without an API key; we register an inert stand-in for that one module, whose
    encoders refuse to run, so nothing talks to OpenAI.
+4. Ray after the JVM: the JVM handles SIGSEGV itself (implicit null checks, safepoint
+   polls). `ray.init` in a process whose JVM already runs installs Abseil's failure signal
+   handler over the JVM's, and the JVM's next routine SIGSEGV then kills the process
+   (seen in `ltrr bench`: "SIGSEGV ... (sent by kill)" inside LuceneSearcher.search, right
+   after Ray started). Starting the JVM sets RAY_DISABLE_FAILURE_SIGNAL_HANDLER=1 in this
+   process (and so in the Ray processes it starts), unless the environment says otherwise.
 
 Usage: `from retrievers.lucene_env import lucene` then `lucene().LuceneSearcher(...)`.
 """
@@ -63,6 +69,7 @@ def java_home() -> str:
 
 def _configure() -> None:
     os.environ["JAVA_HOME"] = java_home()
+    os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")  # see item 4 above
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
         os.environ.setdefault(var, "1")
     import jnius_config
