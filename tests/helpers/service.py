@@ -46,3 +46,37 @@ def wait_for_app(check, what: str, timeout_s: float = 300, dashboard: str = DASH
             return app
         time.sleep(1)
     raise AssertionError(f"Serve never reached: {what}; last status {app.get('status')}")
+
+
+FAST_FAILURE_DETECTION = {"health_check_period_ms": 1000, "health_check_failure_threshold": 3}
+ZONE_B = {"num_cpus": 1, "resources": {"zone_b": 8}, "node_ip_address": "127.0.0.1"}
+
+
+def two_zone_cluster(monkeypatch, namespace: str):
+    """Two Ray nodes on this machine (`ray.cluster_utils.Cluster`): a head with resource
+    zone_a (and the dashboard, on 127.0.0.1) and a worker with zone_b (`ZONE_B`, to add it
+    again after removing it), failures detected within ~3 s; this process is connected to it
+    in `namespace`. Returns (cluster, worker node); the caller shuts both down.
+
+    `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0` and `ENABLE_RAY_CLUSTER=False` stop Ray from
+    rewriting 127.0.0.1 to the machine's address, where nothing listens (test_multinode)."""
+    import ray
+    from ray._private import ray_constants
+    from ray.cluster_utils import Cluster
+
+    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    monkeypatch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    ltrr("down")
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "resources": {"zone_a": 8}, "node_ip_address": "127.0.0.1", "include_dashboard": True,
+        "dashboard_host": "127.0.0.1", "_system_config": FAST_FAILURE_DETECTION})
+    try:
+        node_b = cluster.add_node(**ZONE_B)
+        ray.init(address=cluster.address, namespace=namespace, logging_level="ERROR")
+        cluster.wait_for_nodes()
+    except BaseException:
+        ray.shutdown()
+        cluster.shutdown()
+        raise
+    return cluster, node_b

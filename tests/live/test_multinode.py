@@ -29,7 +29,7 @@ import httpx
 import yaml
 
 from core.paths import StatePaths
-from tests.helpers.service import ltrr
+from tests.helpers.service import ZONE_B, ltrr, two_zone_cluster
 
 PORT = 8125
 BASE = f"http://127.0.0.1:{PORT}"
@@ -37,7 +37,6 @@ ON_A, ON_B = ("orchestrator", "ranker", "retriever-memory", "retriever-explore")
                                                                                      "retriever-structured")
 STRATEGIES = ["memory", "popularity", "structured", "explore"]
 LOST = {"popularity", "structured"}
-FAST_FAILURE_DETECTION = {"health_check_period_ms": 1000, "health_check_failure_threshold": 3}
 
 
 class Traffic(threading.Thread):
@@ -94,26 +93,15 @@ def _stored() -> int:
 
 def test_losing_a_worker_node_degrades_then_recovers_and_loses_no_feedback(tmp_path, demo_index, monkeypatch):
     import ray
-    from ray._private import ray_constants
-    from ray.cluster_utils import Cluster
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
     from ray.util.state import list_actors
 
     from deployments.cluster import deploy, wait_healthy
     from deployments.feedback import NAMESPACE, FeedbackActor, actor_name
 
-    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # see the module docstring
-    monkeypatch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)
-    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
-    ltrr("down")
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "resources": {"zone_a": 8}, "node_ip_address": "127.0.0.1", "include_dashboard": True,
-        "dashboard_host": "127.0.0.1", "_system_config": FAST_FAILURE_DETECTION})
     traffic = Traffic()
+    cluster, node_b = two_zone_cluster(monkeypatch, NAMESPACE)
     try:
-        node_b = cluster.add_node(num_cpus=1, resources={"zone_b": 8}, node_ip_address="127.0.0.1")
-        ray.init(address=cluster.address, namespace=NAMESPACE, logging_level="ERROR")
-        cluster.wait_for_nodes()
         state = tmp_path / "state"
         feedback_dir = str(StatePaths(state).resolved().feedback)
         head_id = cluster.head_node.node_id
@@ -158,7 +146,7 @@ def test_losing_a_worker_node_degrades_then_recovers_and_loses_no_feedback(tmp_p
         assert lost["degraded"] and lost["results"], "memory and explore on node A still answer"
         assert not {s for s, n in lost["plan"]["budgets"].items() if n} - LOST - set(lost["failed_strategies"]) - {
             "memory", "explore"}
-        cluster.add_node(num_cpus=1, resources={"zone_b": 8}, node_ip_address="127.0.0.1")
+        cluster.add_node(**ZONE_B)
         traffic.wait_for("popularity and structured answering again",
                          lambda b: all(b["plan"]["budgets"].get(s, 0) > 0 for s in LOST) and not b["failed_strategies"])
         traffic.stop.set()

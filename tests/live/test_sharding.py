@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from core.paths import StatePaths
-from tests.helpers.service import ltrr
+from tests.helpers.service import ltrr, two_zone_cluster
 
 PORT = 8127
 BASE = f"http://127.0.0.1:{PORT}"
@@ -33,7 +33,6 @@ SPEC = "builtin:music-demo?n_tracks=300&n_artists=25&n_train=50&n_test=40"
 QUERIES = ["chill jazz", "taylor lovell", "relaxing music with sax for a drizzly evening", "golden river",
            "angry metal with power chords", "love songs"]
 BUDGET = 10
-FAST_FAILURE_DETECTION = {"health_check_period_ms": 1000, "health_check_failure_threshold": 3}
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +84,6 @@ def _search(client: httpx.Client, q: str) -> dict:
 
 def test_sharded_lexical_and_dense_equal_unsharded_and_survive_a_lost_node(tmp_path, sharded_index, monkeypatch):
     import ray
-    from ray._private import ray_constants
-    from ray.cluster_utils import Cluster
 
     from deployments.cluster import deploy, wait_healthy
     from deployments.feedback import NAMESPACE
@@ -101,17 +98,8 @@ def test_sharded_lexical_and_dense_equal_unsharded_and_survive_a_lost_node(tmp_p
     catalog = index.catalog()
     texts = [item_text(catalog[i], dense.meta["fields"]) for i in dense.ids[:40]]
     assert np.allclose(np.load(sharded_index / "dense" / VECTORS)[:40], dense.encoder.encode(texts), atol=1e-5)
-    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    monkeypatch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)
-    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
-    ltrr("down")
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "resources": {"zone_a": 8}, "node_ip_address": "127.0.0.1", "include_dashboard": True,
-        "dashboard_host": "127.0.0.1", "_system_config": FAST_FAILURE_DETECTION})
+    cluster, node_b = two_zone_cluster(monkeypatch, NAMESPACE)
     try:
-        node_b = cluster.add_node(num_cpus=1, resources={"zone_b": 8}, node_ip_address="127.0.0.1")
-        ray.init(address=cluster.address, namespace=NAMESPACE, logging_level="ERROR")
-        cluster.wait_for_nodes()
         deploy(_config(sharded_index, tmp_path / "state"))
         wait_healthy(BASE, 300)
         with httpx.Client(base_url=BASE, timeout=60) as client:
