@@ -81,9 +81,12 @@ class MiniLMEncoder:
 
     def __init__(self, max_seq_length: int = 256) -> None:
         self.model = load_minilm()
-        self.model.max_seq_length = max_seq_length
+        self.max_seq_length = max_seq_length
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        # the model is shared by every MiniLM encoder of the process (load_minilm): set this
+        # encoder's truncation on each call, so two indexes built with different lengths don't mix
+        self.model.max_seq_length = self.max_seq_length
         vecs = self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False,
                                  convert_to_numpy=True)
         return np.ascontiguousarray(vecs, dtype=np.float32).reshape(len(texts), self.dim)

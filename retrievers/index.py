@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
@@ -30,6 +31,9 @@ from core.errors import BadRequest, IndexError_
 from core.model import Dataset, Item, Schema
 from retrievers import STRATEGIES, Retriever, strategy_class
 from retrievers.catalog_store import MappedCatalog, has_catalog, write_catalog
+
+if TYPE_CHECKING:
+    from retrievers.dense import DenseConfig
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -108,13 +112,14 @@ class PeakRss:
 
 def build_index(dataset: Dataset, index_dir: Path, strategies: list[str] | None = None,
                 rebuild: bool = False, bulk_encode: Callable | None = None,
-                shards: dict[str, int] | None = None) -> dict:
+                shards: dict[str, int] | None = None, dense: DenseConfig | None = None) -> dict:
     """Build the named strategies (default: all) for `dataset` into `index_dir`.
 
     Strategies already built from the same data are kept unless `rebuild` is set, so
     re-running only builds what is missing. `bulk_encode` embeds the dense strategies'
     texts (default: in this process). `shards` {strategy: n} also splits those strategies
-    into n shards each (`retrievers/shards.py`). Returns the manifest, which records each
+    into n shards each (`retrievers/shards.py`). `dense` configures the dense strategies' encoding
+    and index (default `DenseConfig()`). Returns the manifest, which records each
     strategy's build seconds and this process's peak resident memory during its build.
     """
     index_dir = Path(index_dir)
@@ -155,8 +160,10 @@ def build_index(dataset: Dataset, index_dir: Path, strategies: list[str] | None 
     for name in tqdm(todo, desc="building strategies", unit="strategy", disable=len(todo) < 2):
         start = time.perf_counter()
         cls = strategy_class(name)
-        extra = {"bulk_encode": bulk_encode} if bulk_encode is not None and getattr(cls, "uses_encoder", False) \
+        extra: dict = {"bulk_encode": bulk_encode} if bulk_encode is not None and getattr(cls, "uses_encoder", False) \
             else {}
+        if dense is not None and hasattr(cls, "encoder_spec"):  # the dense strategies
+            extra["config"] = dense
         before = rss_bytes()
         with PeakRss() as mem:
             cls.build(dataset, index_dir / name, **extra)
@@ -171,7 +178,7 @@ def build_index(dataset: Dataset, index_dir: Path, strategies: list[str] | None 
         from retrievers.shards import build_shards
 
         start = time.perf_counter()
-        build_shards(dataset, index_dir, name, n, bulk_encode)
+        build_shards(dataset, index_dir, name, n, bulk_encode, dense)
         manifest["shards"][name] = {"n": n, "seconds": round(time.perf_counter() - start, 2)}
         _write_manifest(index_dir, manifest)
     _write_manifest(index_dir, manifest)

@@ -46,8 +46,9 @@ def _subset(dataset: Dataset, n: int) -> list[Dataset]:
     return [Dataset(name=dataset.name, spec=dataset.spec, items=items, schema=dataset.schema) for items in parts]
 
 
-def build_shards(dataset: Dataset, index_dir: Path, name: str, n: int, bulk_encode=None) -> None:
-    """Split strategy `name` of `dataset` into `n` shards under `DIR/shards/<name>/`."""
+def build_shards(dataset: Dataset, index_dir: Path, name: str, n: int, bulk_encode=None, dense=None) -> None:
+    """Split strategy `name` of `dataset` into `n` shards under `DIR/shards/<name>/` (`dense`: the
+    dense strategies' DenseConfig, default DenseConfig())."""
     root = Path(index_dir) / ROOT / name
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
@@ -56,7 +57,7 @@ def build_shards(dataset: Dataset, index_dir: Path, name: str, n: int, bulk_enco
     if name == "lexical":
         _lexical_shards(dataset, subsets, root)
     elif getattr(cls, "uses_encoder", None) is not None and hasattr(cls, "write_index"):
-        _dense_shards(dataset, subsets, root, cls, Path(index_dir) / name, bulk_encode)
+        _dense_shards(dataset, subsets, root, cls, Path(index_dir) / name, bulk_encode, dense)
     else:
         for i, sub in enumerate(subsets):
             cls.build(sub, root / str(i))
@@ -85,16 +86,17 @@ def _lexical_shards(dataset: Dataset, subsets: list[Dataset], root: Path) -> Non
             (root / str(i) / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
 
 
-def _dense_shards(dataset: Dataset, subsets: list[Dataset], root: Path, cls, built: Path, bulk_encode) -> None:
+def _dense_shards(dataset: Dataset, subsets: list[Dataset], root: Path, cls, built: Path, bulk_encode,
+                  dense=None) -> None:
     from retrievers.dense import VECTORS, DenseConfig, encode_local, item_text
 
-    config = DenseConfig()
+    config = dense or DenseConfig()
     fields = dataset.schema.dense_fields or list(dataset.schema.text_fields)
     ids = [it.id for it in dataset.items]
     vecs = None
     if (built / VECTORS).is_file() and (built / "dense.json").is_file():
         meta = json.loads((built / "dense.json").read_text())
-        if meta["ids"] == ids:
+        if meta["ids"] == ids and meta.get("config", {}).get("max_seq_length") == config.max_seq_length:
             vecs = np.load(built / VECTORS, mmap_mode="r")
     where = {item_id: row for row, item_id in enumerate(ids)}
     for i, sub in enumerate(subsets):

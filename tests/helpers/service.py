@@ -19,14 +19,14 @@ def ltrr(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "ltrr.cli", *args], capture_output=True, text=True, timeout=timeout)
 
 
-def built_index(spec: str, out: Path, strategies: str | None = None) -> Path:
-    """Build a dataset's indexes with `ltrr index` in a subprocess and return `out`.
+def built_index(spec: str, out: Path, strategies: str | None = None, *options: str) -> Path:
+    """Build a dataset's indexes with `ltrr index` (plus `options`) in a subprocess and return `out`.
 
     Why a subprocess: the pytest process also runs RLlib and torch (test_bandit_train comes
     first), and a Lucene indexing run in a process that already did that has crashed it
     (SIGSEGV; see ltrr/bench/report.py). Searching the built index in-process is fine."""
     built = ltrr("index", "--dataset", spec, "--out", str(out), "--json",
-                 *(["--strategies", strategies] if strategies else []))
+                 *(["--strategies", strategies] if strategies else []), *options)
     assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-4000:]
     return out
 

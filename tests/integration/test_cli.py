@@ -9,8 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from retrievers.dense import DenseRetriever
+from retrievers.encoders import MINILM, EncoderSpec, get_encoder
 from tests.helpers.beir_fixture import DOCS, write_beir
 
 
@@ -124,3 +127,24 @@ def test_eval_bad_k_and_split_and_strategy(built):
 def test_eval_missing_index(tmp_path):
     data = write_beir(tmp_path / "data")
     assert_clean_error(ltrr("eval", "--index", str(tmp_path / "none"), "--dataset", str(data)), "not an ltrr index")
+
+
+def test_dense_max_tokens_is_recorded_and_queries_use_it(tmp_path):
+    """`--dense-max-tokens` sets how much of each item the dense strategy encodes; the index
+    records it and encodes queries with the same truncation. Out-of-range values are refused."""
+    data = write_beir(tmp_path / "data")
+    proc = ltrr("index", "--dataset", str(data), "--out", str(tmp_path / "i"), "--strategies", "dense",
+                "--dense-max-tokens", "16", "--json")
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads((tmp_path / "i" / "dense" / "dense.json").read_text())
+    assert meta["config"]["max_seq_length"] == 16 and meta["encoder"]["max_seq_length"] == 16
+    short = DenseRetriever.load(tmp_path / "i" / "dense").encoder
+    full = get_encoder(EncoderSpec(MINILM, None, 256))
+    assert short.model is full.model  # one MiniLM per process, each encoder with its own truncation
+    text = " ".join(["quiet"] * 20 + ["storm"] * 40)
+    first = full.encode([text])
+    assert not np.allclose(short.encode([text]), first, atol=1e-3)
+    assert np.allclose(full.encode([text]), first, atol=1e-6)
+    for bad in ("0", "4096"):
+        assert_clean_error(ltrr("index", "--dataset", str(data), "--out", str(tmp_path / "j"),
+                                "--dense-max-tokens", bad), "--dense-max-tokens")
