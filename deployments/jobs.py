@@ -1,7 +1,7 @@
 """Retraining and rollback as Ray Jobs: submitted through the Jobs API by `ltrr retrain`,
 `ltrr rollback` and `POST /admin/retrain`, and run by this module's entry point:
 
-    python -m deployments.jobs retrain --state STATE --what bandit|ranker|all [--tolerance T]
+    python -m deployments.jobs retrain --state STATE --what bandit|ranker|all [--tolerance T] [--ppo-iterations N]
     python -m deployments.jobs rollback --state STATE --what bandit|ranker
 
 Why jobs: training runs next to the service on the cluster (it reads the feedback
@@ -22,6 +22,7 @@ from typing import Any
 from core.env import configure
 
 WHAT = ("bandit", "ranker", "all")
+MAX_PPO_ITERATIONS = 1000
 
 
 def _client(dashboard: str):
@@ -30,7 +31,8 @@ def _client(dashboard: str):
     return JobSubmissionClient(dashboard)
 
 
-def submit(dashboard: str, state: Path, action: str, what: str, tolerance: float | None = None) -> str:
+def submit(dashboard: str, state: Path, action: str, what: str, tolerance: float | None = None,
+           ppo_iterations: int | None = None) -> str:
     """Submit a retrain or rollback job; returns the job id."""
     if action not in ("retrain", "rollback"):
         raise ValueError(f"unknown job action {action!r}")
@@ -39,6 +41,10 @@ def submit(dashboard: str, state: Path, action: str, what: str, tolerance: float
     cmd = [sys.executable, "-m", "deployments.jobs", action, "--state", str(Path(state).resolve()), "--what", what]
     if tolerance is not None:
         cmd += ["--tolerance", str(float(tolerance))]
+    if ppo_iterations is not None:
+        if not 1 <= ppo_iterations <= MAX_PPO_ITERATIONS:
+            raise ValueError(f"ppo_iterations must be between 1 and {MAX_PPO_ITERATIONS}, got {ppo_iterations}")
+        cmd += ["--ppo-iterations", str(int(ppo_iterations))]
     job_id = f"ltrr-{action}-{what}-{time.strftime('%Y%m%d-%H%M%S')}-{int(time.time() * 1000) % 1000:03d}"
     return _client(dashboard).submit_job(entrypoint=shlex.join(cmd), submission_id=job_id,
                                          metadata={"ltrr": action, "what": what})
@@ -72,7 +78,8 @@ def wait(dashboard: str, job_id: str, timeout_s: float = 1800) -> dict[str, Any]
         time.sleep(2)
 
 
-def run(state: Path, action: str, what: str, tolerance: float | None = None) -> dict[str, Any]:
+def run(state: Path, action: str, what: str, tolerance: float | None = None,
+        ppo_iterations: int | None = None) -> dict[str, Any]:
     """The job itself, on a driver connected to the cluster: export the feedback actors'
     logs, retrain or roll back through `learning.retrain`, promote through Serve's
     user_config, and wait until the service serves what was promoted."""
@@ -83,6 +90,7 @@ def run(state: Path, action: str, what: str, tolerance: float | None = None) -> 
     from deployments.feedback import RayFeedback
     from learning import retrain
     from retrievers.index import IndexHandle
+    from rl.train import PPOConfig
 
     promoter = ServePromoter(state)
     args = AppArgs.model_validate(promoter.app_args)
@@ -95,7 +103,9 @@ def run(state: Path, action: str, what: str, tolerance: float | None = None) -> 
         requests, events = retrain.read_logs(logs)
         catalog = IndexHandle.open(Path(args.index_dir)).catalog() if what in ("ranker", "all") else {}
         result = {"logs": str(logs), **retrain.retrain(paths, what, requests, events, args.policy,
-                                                        list(args.all_strategies), catalog, promoter, tolerance)}
+                                                        list(args.all_strategies), catalog, promoter, tolerance,
+                                                        PPOConfig(iterations=ppo_iterations) if ppo_iterations
+                                                        else None)}
     result["health"] = promoter.wait()
     return result
 
@@ -106,13 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--state", required=True)
     p.add_argument("--what", choices=WHAT, default="all")
     p.add_argument("--tolerance", type=float, default=None, help="OPE gate tolerance (reward units)")
+    p.add_argument("--ppo-iterations", type=int, default=None, help="the bandit's PPO iterations (default 60)")
     args = p.parse_args(argv)
     configure()
     import ray
 
     ray.init(address="auto", namespace="ltrr", logging_level="ERROR", log_to_driver=False)
     try:
-        result = run(Path(args.state), args.action, args.what, args.tolerance)
+        result = run(Path(args.state), args.action, args.what, args.tolerance, args.ppo_iterations)
     finally:
         ray.shutdown()
     print(json.dumps(result, default=str))

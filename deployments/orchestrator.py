@@ -240,7 +240,7 @@ class Orchestrator:
         """Submit a retraining Ray Job (admin token required); poll GET /admin/jobs/{job_id}."""
         self._admin(authorization)
         job_id = await asyncio.to_thread(jobs.submit, self.args.dashboard_address, self.args.state_dir, "retrain",
-                                         req.what, req.tolerance)
+                                         req.what, req.tolerance, req.ppo_iterations)
         return JobOut(job_id=job_id, status="PENDING")
 
     @api.post("/admin/rollback", status_code=202, response_model=JobOut)

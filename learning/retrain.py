@@ -132,13 +132,14 @@ def retrain_ranker(paths: StatePaths, catalog: Mapping[str, Item], requests: lis
 
 def retrain(paths: StatePaths, what: str, requests: list[RequestRecord], events: list[EventRecord],
             policy_args: PolicyArgs, strategies: list[str], catalog: Mapping[str, Item], promoter: Promoter,
-            tolerance: float | None = None) -> dict[str, Any]:
-    """Retrain the bandit, the ranker or both (`what`: bandit | ranker | all) on these logs."""
+            tolerance: float | None = None, ppo: PPOConfig | None = None) -> dict[str, Any]:
+    """Retrain the bandit, the ranker or both (`what`: bandit | ranker | all) on these logs
+    (`ppo`: the bandit's training settings, default PPOConfig())."""
     requests = sorted(requests, key=lambda r: r.ts)
     result: dict[str, Any] = {"requests": len(requests), "events": len(events)}
     if what in ("bandit", "all"):
         result["bandit"] = retrain_bandit(paths, policy_args, strategies, requests, by_request(events),
-                                          0.02 if tolerance is None else tolerance, promoter)
+                                          0.02 if tolerance is None else tolerance, promoter, ppo=ppo)
     if what in ("ranker", "all"):
         result["ranker"] = retrain_ranker(paths, catalog, requests, events, promoter, tolerance or 0.0)
     return result

@@ -36,6 +36,13 @@ def _index(args: argparse.Namespace) -> int:
         if not sep or not n.strip().isdigit():
             raise BadRequest(f"--shards takes NAME=N[,NAME=N]; got {part!r}")
         shards[name.strip()] = int(n)
+    dense = None
+    if args.dense_max_tokens is not None:
+        from retrievers.dense import DenseConfig
+
+        if not 8 <= args.dense_max_tokens <= 512:
+            raise BadRequest(f"--dense-max-tokens must be between 8 and 512, got {args.dense_max_tokens}")
+        dense = DenseConfig(max_seq_length=args.dense_max_tokens)
     dataset = load_dataset(args.dataset)
     strategies = args.strategies.split(",") if args.strategies else None
     bulk_encode, started_ray = None, False
@@ -48,7 +55,7 @@ def _index(args: argparse.Namespace) -> int:
         bulk_encode = ray_bulk_encode
     try:
         manifest = build_index(dataset, Path(args.out), strategies, rebuild=args.rebuild, bulk_encode=bulk_encode,
-                               shards=shards)
+                               shards=shards, dense=dense)
     finally:
         if started_ray:
             import ray
@@ -239,7 +246,7 @@ def _scale(args: argparse.Namespace) -> int:
 
 
 QUICK = {"workloads": ["builtin:music-demo?n_tracks=600"], "requests": 300, "retrain_every": 150,
-         "ppo_iterations": 1, "drift_requests": 200, "heldout_max": 60, "mixed_plans": 10, "cost_queries": 5,
+         "ppo_iterations": 1, "warm_start_steps": 100, "drift_requests": 200, "heldout_max": 60, "mixed_plans": 10, "cost_queries": 5,
          "budget_shares": (0.1, 0.4, 0.8)}
 
 
@@ -255,9 +262,10 @@ def _bench(args: argparse.Namespace) -> int:
     stream = {k: v for k, v in {"requests": args.requests or quick.get("requests"),
                                 "retrain_every": args.retrain_every or quick.get("retrain_every"),
                                 "seed": args.seed}.items() if v is not None}
-    iters = args.ppo_iterations or quick.get("ppo_iterations")
-    if iters:
-        stream["ppo"] = PPOConfig(iterations=iters)
+    ppo = {k: v for k, v in {"iterations": args.ppo_iterations or quick.get("ppo_iterations"),
+                             "warm_start_steps": quick.get("warm_start_steps")}.items() if v is not None}
+    if ppo:
+        stream["ppo"] = PPOConfig(**ppo)
     bench = {k: v for k, v in {"drift_requests": args.drift_requests or quick.get("drift_requests"),
                                "heldout_max": quick.get("heldout_max"), "mixed_plans": quick.get("mixed_plans"),
                                "cost_queries": quick.get("cost_queries"),
@@ -297,7 +305,8 @@ def _job(args: argparse.Namespace, action: str) -> int:
     if not StatePaths(state).serve_config.is_file():
         raise cluster.ClusterError(f"{StatePaths(state).serve_config} does not exist: is ltrr up (with this --state)?")
     while True:
-        job_id = jobs.submit(DASHBOARD_URL, state, action, args.what, getattr(args, "tolerance", None))
+        job_id = jobs.submit(DASHBOARD_URL, state, action, args.what, getattr(args, "tolerance", None),
+                             getattr(args, "ppo_iterations", None))
         print(json.dumps({"job_id": job_id, "status": "SUBMITTED"}), flush=True)
         if args.wait or getattr(args, "every", None):
             info = jobs.wait(DASHBOARD_URL, job_id, args.timeout)
@@ -333,6 +342,9 @@ def parser() -> argparse.ArgumentParser:
     ix.add_argument("--encode-with", choices=["local", "ray"], default="local",
                     help="dense encoding in this process, or with Ray Data map_batches (a local Ray instance, "
                     "or the cluster RAY_ADDRESS names)")
+    ix.add_argument("--dense-max-tokens", type=int, metavar="N",
+                    help="tokens of each item's text the dense strategies encode (default 256; longer text is "
+                    "truncated; fewer encode long documents faster, at some quality)")
     ix.add_argument("--rebuild", action="store_true", help="rebuild strategies that already exist")
     ix.add_argument("--json", action="store_true", help="print the summary as one JSON line")
     ix.set_defaults(func=_index)
@@ -405,6 +417,8 @@ def parser() -> argparse.ArgumentParser:
     rt = sub.add_parser("retrain", help="submit a retraining Ray Job: bandit (OPE-gated), ranker, or all")
     rt.add_argument("--what", choices=["bandit", "ranker", "all"], default="all")
     rt.add_argument("--tolerance", type=float, help="OPE gate tolerance in reward units (default 0.02)")
+    rt.add_argument("--ppo-iterations", type=int, help="the bandit's PPO training iterations (1..1000, default "
+                    "60; fewer train faster, on the same full-information warm start)")
     rt.add_argument("--wait", action="store_true", help="wait for the job and print its result")
     rt.add_argument("--every", type=float, help="schedule: submit again every N seconds (runs until interrupted)")
     serving(rt)

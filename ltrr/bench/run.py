@@ -138,18 +138,30 @@ def _parse(name: str) -> dict[str, int]:
 
 def bench_workload(wl: Workload, cfg: BenchConfig, state: Path, drift_too: bool, progress: bool
                    ) -> tuple[dict[str, Any], list[Point]]:
-    start = time.perf_counter()
+    start = last = time.perf_counter()
+    phases: dict[str, float] = {}  # seconds of each phase, in the report: what the bench spends its time on
+
+    def lap(name: str) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        phases[name], last = round(now - last, 1), now
+
     work = state / wl.name
     traffic = sorted(wl.traffic.judged().values())
     fan_out(wl, traffic[:cfg.cost_queries], progress)
     cost = measure_costs(wl, traffic[:cfg.cost_queries], cfg.call_overhead_ms, progress)
+    lap("costs")
     world = World(wl, cost, cfg.stream.seed)
     res = run_stream(wl, world, cfg.stream, cfg.reward, work / "stream", None, None, progress)
+    lap("stream")
     out, points = frontier(wl, res.service, cost, cfg, work, progress)
     res.service.close()
+    lap("frontier")
     out["stream"] = {"requests": cfg.stream.requests, "retrains": res.retrains,
                      "reward": {k: round(float(v.mean()), 4) for k, v in res.rewards.items()}}
     out["cost_model"] = cost.model_dump(mode="json")
     out["drift"] = drift(wl, cost, cfg, points, work, progress) if drift_too else {}
+    lap("drift")
     out["seconds"] = round(time.perf_counter() - start, 1)
+    out["phase_seconds"] = phases
     return out, points
