@@ -3,7 +3,7 @@
 #               with simulated users and one retraining job, query it
 #   make test   install, lint (ruff, import layers), run every test tier (set LTRR_DATA=../shared/data
 #               for the real-data tests); `make test-unit` runs the unit tier alone, in seconds
-.PHONY: install demo eval down lint test test-serial test-unit clean
+.PHONY: install demo eval down lint test test-unit clean
 
 DATASET ?= builtin:music-demo
 INDEX ?= indexes/music-demo
@@ -39,12 +39,7 @@ lint: install
 test-unit: install
 	.venv/bin/python -m pytest -q tests/unit
 
-# two workers: the live tier (Ray clusters, one at a time) in one, the unit and integration tiers in
-# the other (tests/conftest.py); `make test-serial` runs them one after the other in one process
 test: lint
-	.venv/bin/python -m pytest -q -n 2 --dist loadgroup tests/unit tests/integration tests/live
-
-test-serial: lint
 	.venv/bin/python -m pytest -q tests/unit tests/integration tests/live
 
 clean:

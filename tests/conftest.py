@@ -4,11 +4,7 @@ Tiers are directories, and each test gets its tier's marker from where it lives:
 - `tests/unit` (`-m unit`): no Ray, no JVM, no real data; seconds (`make test-unit`);
 - `tests/integration` (`-m integration`): real data, the JVM (Lucene), faiss and torch;
 - `tests/live` (`-m live`): real Ray clusters, Serve deployments over HTTP, the bench.
-`make test` (and so CI) runs every tier, in two pytest-xdist workers: one runs the live tier
-(every Ray cluster and `ltrr up`, one at a time, in file order), the other the unit and
-integration tiers beside it (`xdist_group` "live" and "local", `--dist loadgroup`). Why: the
-live tier spends much of its time waiting for clusters to start, drain and stop, and the
-local tiers' encoding and training fill those waits; only one Ray cluster ever runs.
+`make test` (and so CI) runs every tier.
 """
 from __future__ import annotations
 
@@ -31,7 +27,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if tier is None:
             raise pytest.UsageError(f"{item.nodeid}: tests live under tests/unit, tests/integration or tests/live")
         item.add_marker(getattr(pytest.mark, tier))
-        item.add_marker(pytest.mark.xdist_group("live" if tier == "live" else "local"))
 
 
 @pytest.fixture(scope="session")
