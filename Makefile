@@ -8,7 +8,7 @@
 DATASET ?= builtin:music-demo
 INDEX ?= indexes/music-demo
 PORT ?= 8000
-WARMUP ?= 300
+WARMUP ?= 1000
 
 install:
 	bash scripts/install.sh
