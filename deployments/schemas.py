@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from core.events import EventType
+from deployments.jobs import MAX_PPO_ITERATIONS
 from retrievers.base import MAX_QUERY_CHARS
 
 MAX_RESULTS = 100
@@ -159,7 +160,7 @@ class RetrainRequest(BaseModel):
     what: Literal["bandit", "ranker", "all"] = Field("all", description="which models to retrain")
     tolerance: float | None = Field(None, ge=0, le=10, description="OPE gate: promote the new bandit unless its "
                                     "estimated value is below the serving policy's by more than this (reward units)")
-    ppo_iterations: int | None = Field(None, ge=1, le=1000, description="the bandit's PPO training iterations "
+    ppo_iterations: int | None = Field(None, ge=1, le=MAX_PPO_ITERATIONS, description="the bandit's PPO training iterations "
                                        "(default 60; fewer train faster, on the same warm start)")
 
 

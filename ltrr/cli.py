@@ -38,10 +38,11 @@ def _index(args: argparse.Namespace) -> int:
         shards[name.strip()] = int(n)
     dense = None
     if args.dense_max_tokens is not None:
-        from retrievers.dense import DenseConfig
+        from retrievers.dense import MAX_TOKENS, MIN_TOKENS, DenseConfig
 
-        if not 8 <= args.dense_max_tokens <= 512:
-            raise BadRequest(f"--dense-max-tokens must be between 8 and 512, got {args.dense_max_tokens}")
+        if not MIN_TOKENS <= args.dense_max_tokens <= MAX_TOKENS:
+            raise BadRequest(f"--dense-max-tokens must be between {MIN_TOKENS} and {MAX_TOKENS}, "
+                             f"got {args.dense_max_tokens}")
         dense = DenseConfig(max_seq_length=args.dense_max_tokens)
     dataset = load_dataset(args.dataset)
     strategies = args.strategies.split(",") if args.strategies else None
@@ -246,8 +247,8 @@ def _scale(args: argparse.Namespace) -> int:
 
 
 QUICK = {"workloads": ["builtin:music-demo?n_tracks=600"], "requests": 300, "retrain_every": 150,
-         "ppo_iterations": 1, "warm_start_steps": 100, "drift_requests": 200, "heldout_max": 60, "mixed_plans": 10, "cost_queries": 5,
-         "budget_shares": (0.1, 0.4, 0.8)}
+         "ppo_iterations": 1, "warm_start_steps": 100, "drift_requests": 200, "heldout_max": 60, "mixed_plans": 10,
+         "cost_queries": 5, "budget_shares": (0.1, 0.4, 0.8)}
 
 
 def _bench(args: argparse.Namespace) -> int:

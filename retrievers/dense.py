@@ -33,6 +33,7 @@ from retrievers.encoders import MINILM, EncoderSpec, get_encoder
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 VECTORS = "vectors.npy"
+MIN_TOKENS, MAX_TOKENS = 8, 512  # MiniLM's position embeddings stop at 512
 BulkEncode = Callable[[list[str], EncoderSpec, int], np.ndarray]
 
 
@@ -40,7 +41,8 @@ class DenseConfig(ann.AnnConfig):
     """How items are embedded and indexed."""
 
     batch_size: int = Field(64, description="encoding batch size")
-    max_seq_length: int = Field(256, description="tokens per item text; longer text is truncated")
+    max_seq_length: int = Field(256, ge=MIN_TOKENS, le=MAX_TOKENS,
+                                description="tokens per item text (and query); longer text is truncated")
 
 
 def item_text(item: Item, fields: list[str]) -> str:
