@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.errors import BadRequest, IndexError_
+from core.text import char_trigrams, normalize
 from retrievers.base import MAX_QUERY_CHARS
 from retrievers.structured import StructuredRetriever
-from retrievers.understanding import QueryUnderstanding
+from retrievers.understanding import FUZZY_THRESHOLD, QueryUnderstanding
 from tests.helpers.catalogue import tiny_dataset
 
 TAYLOR = ["t02", "t01", "t03", "t30", "t04"]  # Taylor Swift's tracks by popularity
@@ -68,6 +71,35 @@ def test_parse_details():
     assert p.free_terms == ("remix",)
     assert qu.parse("love songs").matches[0].value == "romantic"  # synonym table
     assert qu.fuzzy("qqqq") is None
+
+
+def brute_force_fuzzy(values: list[str], text: str) -> tuple[str, float] | None:
+    """fuzzy()'s specification: Dice of character trigrams against every value; best by
+    similarity, then closest trigram count, then value."""
+    grams = char_trigrams(text)
+    scored = []
+    for value in sorted({normalize(v) for v in values} - {""}):
+        vg = char_trigrams(value)
+        dice = 2 * len(grams & vg) / (len(grams) + len(vg))
+        if dice >= FUZZY_THRESHOLD - 1e-12:
+            scored.append((-dice, abs(len(vg) - len(grams)), value))
+    return (min(scored)[2], -min(scored)[0]) if scored else None
+
+
+words = st.text(alphabet="abcdeklmnorst ", min_size=1, max_size=14)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(words, min_size=1, max_size=30), text=words)
+def test_fuzzy_equals_a_scan_of_every_value(values, text):
+    """The trigram index (and its bound: a value must share a third of the text's trigrams
+    to reach Dice 0.5) finds exactly what comparing the text with every value finds."""
+    qu = QueryUnderstanding({"title": values})
+    text = normalize(text)
+    got, want = qu.fuzzy(text), brute_force_fuzzy(values, text)
+    assert (got is None) == (want is None)
+    if got is not None:
+        assert got[0] == want[0] and got[1] == pytest.approx(want[1])
 
 
 def test_understanding_is_exposed(structured):
