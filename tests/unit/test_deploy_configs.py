@@ -368,6 +368,29 @@ def test_every_way_to_start_ray_sets_the_serve_throughput_options(cluster, manif
         assert {k: env.get(k) for k in SERVE_ENV} == SERVE_ENV, container["name"]
 
 
+def test_ray_running_asks_the_recorded_gcs_address(tmp_path, monkeypatch):
+    """`ltrr up` and `ltrr down` find a running cluster where `ray status` would: RAY_ADDRESS,
+    else the address in <ray temp dir>/ray_current_cluster, answered or not."""
+    import socket
+
+    from deployments.cluster import ray_running
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
+    assert not ray_running()  # nothing recorded
+    (tmp_path / "ray").mkdir()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        (tmp_path / "ray" / "ray_current_cluster").write_text(f"127.0.0.1:{port}\n")
+        assert ray_running()
+        monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")  # the environment wins over the record
+        assert not ray_running()
+        monkeypatch.delenv("RAY_ADDRESS")
+    assert not ray_running()  # recorded, but nothing answers there any more
+
+
 def test_aws_variant_in_comments_validates(cluster, cluster_text):
     aws = aws_variant(cluster_text)
     assert aws["provider"]["type"] == "aws" and aws["provider"]["region"]
