@@ -110,6 +110,17 @@ class ExploreRetriever(Retriever):
             raise IndexError_(f"explore index at {out} is malformed ({exc}); rebuild it") from None
 
     # -- retrieval ------------------------------------------------------------------
+    def _union(self, postings: list[np.ndarray]) -> np.ndarray:
+        """The pool positions in any of `postings` (each sorted, without repeats), ascending.
+        A mask over the pool, not a sort of the concatenation: at a million tracks a common
+        word's posting holds hundreds of thousands of positions."""
+        if len(postings) <= 1:
+            return postings[0] if postings else np.empty(0, dtype=np.int64)
+        mask = np.zeros(len(self._pool), dtype=bool)
+        for p in postings:
+            mask[p] = True
+        return np.flatnonzero(mask)
+
     def _retrieve(self, query: Query, k: int) -> list[Candidate]:
         if not self._pool:
             return []
@@ -120,7 +131,7 @@ class ExploreRetriever(Retriever):
         rng = np.random.default_rng(stable_seed(self.seed, text, explore_round))
         k = min(k, len(self._pool))
         postings = [self._tokens[t] for t in dict.fromkeys(text.split()) if t in self._tokens]
-        matched = np.unique(np.concatenate(postings)) if postings else np.empty(0, dtype=np.int64)
+        matched = self._union(postings)
         n_matched = min(math.ceil(k / 2), len(matched))
         chosen = [int(i) for i in rng.choice(matched, size=n_matched, replace=False)] if n_matched else []
         taken = set(chosen)

@@ -134,14 +134,18 @@ class MemoryRetriever(Retriever):
             self._new_tokens[t].discard(key)
 
     def _overlap_keys(self, q: str) -> list[tuple[str, float]]:
-        """Stored keys other than q with Jaccard(query words, key words) >= MIN_OVERLAP."""
+        """Stored keys other than q with Jaccard(query words, key words) >= MIN_OVERLAP.
+        A key sharing m of the query's nq words has Jaccard at most m / nq, so only keys
+        sharing at least MIN_OVERLAP * nq words are scored (at a million tracks a common
+        word is in hundreds of thousands of keys)."""
         qt = frozenset(q.split())
         nq = len(qt)
         out: list[tuple[str, float]] = []
         arrays = [self._postings[t] for t in qt if t in self._postings]
-        if arrays:
+        need = max(1, math.ceil(MIN_OVERLAP * nq - 1e-9))
+        if len(arrays) >= need:
             shared = np.bincount(np.concatenate(arrays))
-            cand = np.flatnonzero(shared)
+            cand = np.flatnonzero(shared >= need)
             m = shared[cand]
             jac = m / (nq + self._key_len[cand] - m)
             keep = jac >= MIN_OVERLAP

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.errors import BadRequest, IndexError_
 from core.model import Dataset, Item
@@ -84,3 +87,13 @@ def test_missing_index(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(IndexError_, match="missing"):
         ExploreRetriever.load(tmp_path / "empty")
+
+
+@settings(max_examples=200, deadline=None)
+@given(postings=st.lists(st.sets(st.integers(0, 49)), max_size=4))
+def test_union_of_postings_is_sorted_and_complete(postings):
+    """The items sharing a word with the query: every position of every posting, once, ascending."""
+    explore = ExploreRetriever([f"i{n}" for n in range(50)], {})
+    arrays = [np.asarray(sorted(p), dtype=np.int64) for p in postings]
+    want = sorted(set().union(*postings)) if postings else []
+    assert explore._union(arrays).tolist() == want

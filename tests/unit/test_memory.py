@@ -4,10 +4,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.errors import BadRequest, IndexError_
 from retrievers.base import MAX_QUERY_CHARS, Query
-from retrievers.memory import EVENT_WEIGHTS, MemoryRetriever
+from retrievers.memory import EVENT_WEIGHTS, MIN_OVERLAP, MemoryRetriever
 from tests.helpers.catalogue import tiny_dataset
 
 
@@ -118,3 +120,24 @@ def test_round_trip_keeps_fingerprint(tmp_path):
     data = tiny_dataset()
     MemoryRetriever.build(data, tmp_path / "m")
     assert MemoryRetriever.load(tmp_path / "m").fingerprint == data.fingerprint()
+
+
+phrase = st.lists(st.sampled_from("a b c d e f g".split()), min_size=1, max_size=5).map(" ".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(keys=st.lists(phrase, min_size=1, max_size=25), query=phrase)
+def test_overlap_keys_equal_a_scan_of_every_key(keys, query):
+    """The token postings (and their bound: a key must share MIN_OVERLAP of the query's words)
+    find exactly the keys that comparing the query with every stored key finds."""
+    memory = MemoryRetriever({key: {"i1": 1.0} for key in keys}, ["i1"])
+    qt = set(query.split())
+    want = set()
+    for key in set(keys) - {query}:
+        kt = set(key.split())
+        jac = len(qt & kt) / len(qt | kt)
+        if jac >= MIN_OVERLAP:
+            want.add((key, jac))
+    got = memory._overlap_keys(query)
+    assert len(got) == len(set(got))
+    assert {(k, round(j, 12)) for k, j in got} == {(k, round(j, 12)) for k, j in want}
