@@ -106,7 +106,7 @@ def build(n: int, root: Path, strategies: list[str], results: dict, encode: str 
 
 
 # -- ann --------------------------------------------------------------------------------
-def ann(n: int, root: Path, results: dict) -> None:
+def ann(n: int, root: Path, results: dict, strategies: list[str] = ALL, codecs: tuple[str, ...] = ("Flat", "SQfp16")) -> None:
     import faiss
 
     from retrievers import ann as ann_lib
@@ -118,7 +118,7 @@ def ann(n: int, root: Path, results: dict) -> None:
     handle = IndexHandle.open(index_dir)
     out = results.setdefault("ann", {}).setdefault(str(n), {})
     for name in ("dense", "dense-static"):
-        if name not in handle.strategies:
+        if name not in handle.strategies or name not in strategies:
             continue
         vecs = np.load(index_dir / name / "vectors.npy", mmap_mode="r")
         q = handle.load(name).encode_queries(queries)
@@ -137,6 +137,7 @@ def ann(n: int, root: Path, results: dict) -> None:
         candidates = [("ivf", {"ivf_codec": "Flat"}, [32, 64, 128, 256, 512, 1024]),
                       ("ivf", {"ivf_codec": "SQfp16"}, [256]),
                       ("hnsw", {"hnsw_m": 32, "hnsw_ef_construction": 40}, [64, 128, 256])]
+        candidates = [c for c in candidates if c[1].get("ivf_codec", "Flat") in codecs]
         if n > 300_000:  # HNSW insertion at a million costs many minutes on 2 cores: compared at 100k
             candidates = candidates[:-1]
         for kind, params, knobs in candidates:
@@ -548,6 +549,7 @@ def main() -> int:
     p.add_argument("--requests", type=int, default=300)
     p.add_argument("--encode", choices=["auto", "local", "ray"], default="auto",
                    help="dense encoding in the build: auto = Ray Data from 100k items on")
+    p.add_argument("--codecs", default="Flat,SQfp16", help="ann stage: the IVF list codecs to compare")
     p.add_argument("--label", default="", help="suffix of the serve row's key (a variant of the plan)")
     args = p.parse_args()
     results = load()
@@ -557,7 +559,7 @@ def main() -> int:
         if args.stage == "build":
             build(n, root, args.strategies.split(","), results, args.encode)
         elif args.stage == "ann":
-            ann(n, root, results)
+            ann(n, root, results, args.strategies.split(","), tuple(args.codecs.split(",")))
         elif args.stage == "cpu":
             cpu(n, root, results)
         else:

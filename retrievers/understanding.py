@@ -186,7 +186,7 @@ class QueryUnderstanding:
         the text's trigrams. Only values sharing at least a third of the text's n trigrams
         can reach Dice 0.5 (2s / (n + nv) >= 1/2 with nv >= s gives s >= n/3), so only
         those are scored: at a million tracks (700k values) selecting them through a boolean
-        mask halves the cost of listing every value that shares a single trigram."""
+        mask took 35-65 % of the time of listing every value that shares one trigram."""
         grams = char_trigrams(text)
         postings = [self._tri[g] for g in grams if g in self._tri]
         n = len(grams)
