@@ -358,6 +358,42 @@ def ann_default_ms(results: dict, strategy: str) -> float | None:
                 None)
 
 
+def dense_plan(results: dict, ds: dict | None, strat: dict) -> dict | None:
+    """MiniLM dense's row of the plan. Measured where the 1M index was served (`serve` row
+    "1000000" with retriever-dense, and the ann stage's IVF time at 1M): memory per item from
+    the replica's PSS at 3k and 1M, a call's CPU from the IVF time (linear in the vectors
+    scanned) plus the query encoding (dense minus dense-static p50 at 3k). Otherwise derived
+    from dense-static: x 1.5 memory per item and scan time (384 against 256 dimensions) plus
+    the MiniLM model (replica PSS at 3k, dense minus dense-static)."""
+    full, big = serve_rows(results).get(3000), serve_rows(results).get(1_000_000)
+    if not (ds and full and "dense" in full["strategy_ms"] and "dense-static" in full["strategy_ms"]):
+        return None
+    encode_ms = max(0.0, full["strategy_ms"]["dense"]["p50"] - full["strategy_ms"]["dense-static"]["p50"])
+    ivf_ms = ann_default_ms(results, "dense")
+    if big and "retriever-dense" in big["memory_mb"] and ivf_ms is not None:
+        fixed = full["memory_mb"]["retriever-dense"]["pss"]
+        per_item = (big["memory_mb"]["retriever-dense"]["pss"] - fixed) / (1_000_000 - 3000)
+        c, e = ivf_ms / 1e6, 1.0
+        source = "measured: replica PSS at 3k and 1M, IVF time at 1M (ann stage), query encoding at 3k"
+    else:
+        fixed = ds["memory_mb"]["fixed"] + full["memory_mb"]["retriever-dense"]["pss"] \
+            - full["memory_mb"]["retriever-dense-static"]["pss"]
+        per_item = ds["memory_mb"]["per_million_items"] * 1.5 / 1e6
+        c, e = 1.5 * ds["cpu_ms"]["c"], ds["cpu_ms"]["exponent"]
+        source = "dense-static x 1.5 (384 vs 256 dimensions) + MiniLM model and query encoding at 3k"
+    shards = 1
+    while fixed + per_item * TARGET_ITEMS / shards > REPLICA_GIB * 1024 or c * (TARGET_ITEMS / shards) ** e > CALL_MS_MAX:
+        shards *= 2
+    cpu_ms = c * (TARGET_ITEMS / shards) ** e + encode_ms
+    replicas = max(1, int(np.ceil(TARGET_RPS * cpu_ms / 1000 / 0.7)))
+    gib = (fixed + per_item * TARGET_ITEMS / shards) / 1024
+    return {"derived_from": source, "memory_mb": {"fixed": round(fixed), "per_million_items": round(per_item * 1e6)},
+            "shards": shards, "items_per_shard": int(TARGET_ITEMS / shards), "cpu_ms_per_call": round(cpu_ms, 2),
+            "replicas_per_shard": replicas, "cores": shards * replicas, "replica_gib": round(gib, 2),
+            "memory_gib": round(shards * replicas * gib, 1),
+            "shard_p50_ms": round(cpu_ms + strat.get("popularity", {}).get("p50", 0.0), 1)}
+
+
 def plan(results: dict, label: str = "-nodense") -> dict:
     """Shards, memory per node, replicas and expected p50 for TARGET_ITEMS, from the measured curves.
 
@@ -432,28 +468,10 @@ def plan(results: dict, label: str = "-nodense") -> dict:
             row["shard_p50_ms"] = round(cpu_ms + overhead, 1)
             slowest = max(slowest, row["shard_p50_ms"])
         out["strategies"][s] = row
-    ds, full = out["strategies"].get("dense-static"), serve_rows(results).get(3000)
-    if ds and full and "dense" in full["strategy_ms"] and "dense-static" in full["strategy_ms"]:
-        # MiniLM dense was served only up to 10k here (a million take 72 min to encode on 2 cores): the
-        # same faiss index over 384 instead of 256 dimensions (x1.5 memory per item and scan time) plus
-        # the MiniLM model (replica PSS at 3k, dense minus dense-static) and its query encoding (p50 at 3k)
-        model_mb = full["memory_mb"]["retriever-dense"]["pss"] - full["memory_mb"]["retriever-dense-static"]["pss"]
-        encode_ms = max(0.0, full["strategy_ms"]["dense"]["p50"] - full["strategy_ms"]["dense-static"]["p50"])
-        per_item = ds["memory_mb"]["per_million_items"] * 1.5 / 1e6
-        shards = 1
-        while (ds["memory_mb"]["fixed"] + model_mb + per_item * TARGET_ITEMS / shards > REPLICA_GIB * 1024
-               or 1.5 * ds["cpu_ms"]["c"] * (TARGET_ITEMS / shards) ** ds["cpu_ms"]["exponent"] > CALL_MS_MAX):
-            shards *= 2
-        cpu_ms = 1.5 * ds["cpu_ms"]["c"] * (TARGET_ITEMS / shards) ** ds["cpu_ms"]["exponent"] + encode_ms
-        replicas = max(1, int(np.ceil(TARGET_RPS * cpu_ms / 1000 / 0.7)))
-        gib = (ds["memory_mb"]["fixed"] + model_mb + per_item * TARGET_ITEMS / shards) / 1024
-        out["strategies"]["dense"] = {
-            "derived_from": "dense-static x 1.5 (384 vs 256 dimensions) + MiniLM model and query encoding at 3k",
-            "shards": shards, "items_per_shard": int(TARGET_ITEMS / shards), "cpu_ms_per_call": round(cpu_ms, 2),
-            "replicas_per_shard": replicas, "cores": shards * replicas, "replica_gib": round(gib, 2),
-            "memory_gib": round(shards * replicas * gib, 1),
-            "shard_p50_ms": round(cpu_ms + strat.get("popularity", {}).get("p50", 0.0), 1)}
-        slowest = max(slowest, out["strategies"]["dense"]["shard_p50_ms"])
+    dense = dense_plan(results, out["strategies"].get("dense-static"), strat)
+    if dense:
+        out["strategies"]["dense"] = dense
+        slowest = max(slowest, dense["shard_p50_ms"])
     for dep in ("orchestrator", "ranker"):  # one copy per replica, whatever the shards
         ns = [n for n in sizes if dep in sv[str(n)]["memory_mb"]]
         a, b = fit_linear(ns, [sv[str(n)]["memory_mb"][dep]["pss"] for n in ns])
@@ -502,7 +520,7 @@ def plot(results: dict) -> None:
     ax.set(xscale="log", yscale="log", title="latency through Serve (ms)", xlabel="items")
     ax.legend(fontsize=7)
     ax = axes[1][1]
-    nd = serve_rows(results, "-nodense")  # served at 3k..1M (MiniLM dense only to 10k)
+    nd = serve_rows(results)  # the seven strategies, MiniLM dense included (3k, 10k and 1M)
     ns = sorted(nd)
     for d in sorted({d for n in ns for d in nd[n]["memory_mb"]}):
         xs = [n for n in ns if d in nd[n]["memory_mb"]]
@@ -511,7 +529,7 @@ def plot(results: dict) -> None:
         ax.plot(ns, [nd[n]["memory_total_mb"][key] for n in ns], marker="o", color=color, lw=2,
                 label=f"all replicas {key.upper()}")
     ax.axhline(12 * 1024, color="r", ls=":", label="12 GiB")
-    ax.set(xscale="log", yscale="log", title="memory per replica, PSS (MiB; without MiniLM dense)", xlabel="items")
+    ax.set(xscale="log", yscale="log", title="memory per replica, PSS (MiB; seven strategies)", xlabel="items")
     ax.legend(fontsize=6)
     ax = axes[1][2]
     a = results.get("ann", {})
