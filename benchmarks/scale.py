@@ -27,12 +27,14 @@ How to run (each stage that starts Ray or measures takes the machine's heavy-wor
   flock /tmp/ltrr-heavy.lock .venv/bin/python benchmarks/scale.py --stage ann --sizes 1000000
   flock /tmp/ltrr-heavy.lock .venv/bin/python benchmarks/scale.py --stage cpu --sizes 10000,100000,1000000
   flock /tmp/ltrr-heavy.lock .venv/bin/python benchmarks/scale.py --stage serve --sizes 3000,10000,100000,1000000
-  (add --strategies lexical,memory,popularity,structured,explore,dense-static --label=-nodense for the
-  plan without MiniLM dense, the one measured up to 1M)
+  (--strategies lexical,dense,memory,popularity,structured,explore --label=-default serves ltrr's
+  default fixed plan, without the opt-in dense-static; --strategies lexical,memory,popularity,structured,
+  explore,dense-static --label=-nodense the plan without MiniLM dense, measured from 3k to 1M)
   .venv/bin/python benchmarks/scale.py --stage plan
   .venv/bin/python benchmarks/scale.py --stage plot
 Expect on 2 cores: the 1M build takes over an hour, nearly all of it MiniLM encoding
-(about 230 short texts/s); everything else takes minutes. Results: README, "Scale".
+(about 230 short texts/s when quiet; 105 minutes measured with other work beside it);
+everything else takes minutes. Results: README, "Scale".
 """
 from __future__ import annotations
 

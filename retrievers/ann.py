@@ -4,10 +4,11 @@ Up to `approx_threshold` items the index is exact (`IndexFlatIP`: every query sc
 vector; 62 ms per query at a million 256-dimension vectors on one busy core). Above it,
 `auto` builds an inverted file (`IVF<nlist>,Flat`, inner product): k-means cells of the
 vectors, and a query scans the `nprobe` nearest cells. The defaults come from
-`benchmarks/scale.py --stage ann` (README, "Scale"): at a million music-demo dense-static
-vectors, IVF4096 reached recall@100 0.963 against exact search only when a query scans a
-quarter of the cells (nprobe 1024: 30 ms per query, half of exact; nprobe 64 gave 0.60,
-256 gave 0.82): music-demo's templated texts put many near-equal items in many cells. So
+`benchmarks/scale.py --stage ann` (README, "Scale"): at a million music-demo vectors,
+IVF4096 reached recall@100 >= 0.95 against exact search only when a query scans a quarter
+of the cells (nprobe 1024: MiniLM 0.966 in 20.6 ms against 63.1 for exact, dense-static
+0.963; at nprobe 256 0.85 and 0.82): music-demo's templated texts put many near-equal items
+in many cells. So
 `ivf_nprobe` 0 means a quarter of the cells; set it lower to trade recall for latency.
 HNSW was not measured at a million (its graph insertion takes many minutes on 2 cores).
 """
