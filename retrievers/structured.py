@@ -178,21 +178,19 @@ class StructuredRetriever(Retriever):
         total = np.zeros(n, dtype=np.float64)
         met = np.zeros(n, dtype=np.int64)
         for matches in spans.values():
-            found = [(m, ix) for m in matches
+            found = [(m, ix, m.score * (1.0 if m.kind == "word" else self._weights.get(m.field, 1.0))) for m in matches
                      if (ix := (self._words if m.kind == "word" else self._postings).get(m.field, {}).get(m.value))
                      is not None and len(ix)]
             if len(found) == 1:  # one posting (the common case): touch only its items, same sums
-                m, ix = found[0]
-                value = m.score * (1.0 if m.kind == "word" else self._weights.get(m.field, 1.0))
+                _, ix, value = found[0]
                 if value > 0:  # as max(0, value) below
                     total[ix] += value  # an item is in a posting once
                     met[ix] += 1
                 continue
             literal, synonym = np.zeros(n, dtype=np.float64), np.zeros(n, dtype=np.float64)
-            for m, ix in found:
-                weight = 1.0 if m.kind == "word" else self._weights.get(m.field, 1.0)
+            for m, ix, value in found:
                 best = synonym if m.kind == "synonym" else literal
-                best[ix] = np.maximum(best[ix], m.score * weight)
+                best[ix] = np.maximum(best[ix], value)
             total += literal + synonym  # the words as typed and what they suggest are two pieces of evidence
             met += (literal + synonym) > 0
         mask = self._year_mask(parse)
