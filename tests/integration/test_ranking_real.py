@@ -3,9 +3,9 @@
 Candidates are BM25 (flat) top 100 plus dense (MiniLM) top 100. The ranker must do at
 least as well on the test split as the better of BM25 alone and RRF over the very same
 candidates (nDCG@10). The dense index encodes the first 128 tokens of each of the 5,183
-abstracts (`ltrr index --dense-max-tokens 128`): the index builds in about 165 s instead of
-258 s at the default 256 on 2 cores, which the CI budget needs; the full-length dense figure
-is the Cranfield regression's business.
+abstracts (`ltrr index --dense-max-tokens 128`, in bf16 where the CPU has it): the index
+builds in about 71 s instead of 140 s at the default 256 on 2 cores, which the CI budget
+needs; the full-length dense figure is the Cranfield regression's business.
 
 Needs LTRR_DATA; fails, never skips, when it is set and the data is missing.
 """
