@@ -77,10 +77,13 @@ class ServeMetrics:
         for s, values in latency.items():
             for ms in values:
                 self.latency.observe(ms, tags={"strategy": s})
-        if self._versions is not None and self._versions != self._last_versions:
-            if self._last_versions is not None:
+        if self._versions is not None:
+            if self._last_versions is not None and self._versions != self._last_versions:
                 old_p, old_r = self._last_versions
                 self.versions.set(0, tags={"policy": old_p, "ranker": old_r})
+            # set on every flush, not only on a change: Ray exports a gauge's values recorded
+            # since its last export, so one set long ago vanished from /metrics (seen with
+            # RAY_metrics_report_interval_ms=2000: missing for 120 s after the first request)
             policy, ranker = self._versions
             self.versions.set(1, tags={"policy": policy, "ranker": ranker})
             self._last_versions = self._versions

@@ -50,7 +50,7 @@ def data_root() -> Path:
 def demo_index(tmp_path_factory) -> Path:
     """Every strategy's index of the 600-track music-demo, built once per session in a
     subprocess (the JVM and torch stay out of pytest) and shared, read only, by the tests
-    that run the service (test_serve, test_resilience, test_multinode)."""
+    that run the service (test_serve, test_serve_resilience, test_custom_strategy, test_multinode)."""
     from tests.helpers.service import DEMO_600, built_index
 
     return built_index(DEMO_600, tmp_path_factory.mktemp("demo-index") / "index")

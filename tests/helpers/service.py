@@ -2,6 +2,7 @@
 of the deployed app through the dashboard's REST API."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -12,11 +13,18 @@ import httpx
 from core.paths import DASHBOARD_URL
 
 DEMO_600 = "builtin:music-demo?n_tracks=600"
+DEMO_PORT = 8123  # the live tier's shared service (tests/live/conftest.py)
+# how often the shared service's processes export their metrics to the node's Prometheus
+# endpoint (Ray's default is 10 s): tests that read counters wait for a few of these
+METRICS_REPORT_S = 2.0
+FAST_METRICS = {"RAY_metrics_report_interval_ms": str(int(METRICS_REPORT_S * 1000))}
 DASHBOARD = DASHBOARD_URL
 
 
-def ltrr(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ltrr.cli", *args], capture_output=True, text=True, timeout=timeout)
+def ltrr(*args: str, timeout: float = 900, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`ltrr ARGS` in a subprocess, with `env` added to this process's environment."""
+    return subprocess.run([sys.executable, "-m", "ltrr.cli", *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **env} if env else None)
 
 
 def built_index(spec: str, out: Path, strategies: str | None = None, *options: str) -> Path:

@@ -17,25 +17,18 @@ import httpx
 import pytest
 
 from core.paths import METRICS_PORT, StatePaths
-from ingest.registry import load_dataset
-from tests.helpers.service import DEMO_600, ltrr
+from tests.helpers.service import DEMO_600, DEMO_PORT, METRICS_REPORT_S, ltrr
 
 DATASET = DEMO_600  # the dataset of conftest's demo_index
-PORT = 8123
+PORT = DEMO_PORT
 BASE = f"http://127.0.0.1:{PORT}"
+pytestmark = pytest.mark.usefixtures("demo_service")
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory, demo_index):
-    root = tmp_path_factory.mktemp("serve")
-    index, state = demo_index, root / "state"
-    ltrr("down")
-    up = ltrr("up", "--dataset", DATASET, "--index", str(index), "--state", str(state), "--port", str(PORT))
-    try:
-        assert up.returncode == 0, up.stdout + up.stderr
-        yield {"index": index, "state": state, "dataset": load_dataset(DATASET)}
-    finally:
-        ltrr("down")
+def service(demo_service):
+    """`ltrr up` on the 600-track demo, shared with test_serve_resilience (tests/live/conftest.py)."""
+    return demo_service
 
 
 @pytest.fixture(scope="module")
@@ -279,10 +272,11 @@ def test_remote_calls_per_request_one_per_called_strategy_the_ranker_and_the_log
     its completed log are exploration, counted apart. Counted by Ray, not by ltrr: Serve's
     per-deployment request counters and the feedback actors' finished tasks."""
     queries = [q for q in service["dataset"].split("test").queries.values()][:40]
+    quiet = 2 * METRICS_REPORT_S + 0.5  # two metric exports: a count that has not moved is final
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # a quiet start: earlier tests' traffic has been exported
         before, writes_before = _serve_requests(), _log_writes(ray_driver)
-        time.sleep(6)
+        time.sleep(quiet)
         if _serve_requests() == before:
             break
     plans = [search(client, q)["plan"] for q in queries]
@@ -297,11 +291,11 @@ def test_remote_calls_per_request_one_per_called_strategy_the_ranker_and_the_log
         now = _serve_requests()
         got = {d: now.get(d, 0.0) - before.get(d, 0.0) for d in expected}
         if all(got[d] >= n for d, n in expected.items()):
-            time.sleep(6)  # and nothing more arrives
+            time.sleep(quiet)  # and nothing more arrives
             now = _serve_requests()
             got = {d: now.get(d, 0.0) - before.get(d, 0.0) for d in expected}
             break
-        time.sleep(3)
+        time.sleep(METRICS_REPORT_S / 2)
     assert got == {d: float(n) for d, n in expected.items()}, (got, expected)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and _log_writes(ray_driver) - writes_before < 1:
@@ -314,14 +308,16 @@ def test_train_ranker_from_logged_clicks(service):
     """The click path: the feedback actors export their logs as Parquet, the ranker trains on them."""
     import json
 
+    exports = StatePaths(service["state"]).exports
+    before = set(exports.glob("*")) if exports.is_dir() else set()
     proc = ltrr("train-ranker", "--index", str(service["index"]), "--from", "clicks", "--state",
                 str(service["state"]), "--port", str(PORT), "--shards", "2")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     manifest = json.loads((Path(out["dir"]) / "manifest.json").read_text())
     assert manifest["trained_on"]["source"] == "clicks"
-    exports = list(StatePaths(service["state"]).exports.glob("*/requests-shard*.parquet"))
-    assert len(exports) == 2
+    new = set(exports.glob("*")) - before  # this call's export: one Parquet file of requests per shard
+    assert len(new) == 1 and len(list(next(iter(new)).glob("requests-shard*.parquet"))) == 2
 
 
 def test_ranker_hot_swap_under_traffic(service, client):

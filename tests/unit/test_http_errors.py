@@ -1,7 +1,7 @@
 """Bad request bodies get a 4xx that can be written, whatever they hold (deployments/http_errors.py).
 
 The app here has the orchestrator's request models, body limit and error handlers, with
-handlers that only echo: the live property test (tests/live/test_resilience.py) drives the
+handlers that only echo: the live property test (tests/live/test_serve_resilience.py) drives the
 real service with the same bodies."""
 from __future__ import annotations
 
