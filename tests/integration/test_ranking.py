@@ -1,4 +1,5 @@
-"""Training the ranker on a small `builtin:music-demo` (600 tracks) with every strategy built:
+"""Training the ranker on a small `builtin:music-demo` (600 tracks; the session's shared
+`demo_index`, built once for this and the live tier) with every strategy built:
 the ranker trained from qrels, and the one trained from simulated clicks, must both beat
 the RRF order of the same candidates on the test split (nDCG@10 by qrels)."""
 from __future__ import annotations
@@ -27,9 +28,9 @@ from ranking.train import (
     train_from_qrels,
 )
 from retrievers.index import IndexHandle
-from tests.helpers.service import built_index
+from tests.helpers.service import DEMO_600
 
-MUSIC = "builtin:music-demo?n_tracks=600&n_artists=100"
+MUSIC = DEMO_600
 
 
 def col(name: str) -> int:
@@ -56,9 +57,9 @@ def _request(rid: str, query: str, cands: list[Candidate], shown: list[str]) -> 
 # -- training on builtin:music-demo ---------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def music(tmp_path_factory):
+def music(demo_index):
     ds = load_dataset(MUSIC)
-    index = IndexHandle.open(built_index(MUSIC, tmp_path_factory.mktemp("music-index") / "index"))
+    index = IndexHandle.open(demo_index)
     catalog = index.catalog()
     budgets = RankerTrainConfig().budgets
     test_groups = qrels_groups(index, ds, "test", budgets, catalog, progress=False)
