@@ -75,7 +75,7 @@ def wait(dashboard: str, job_id: str, timeout_s: float = 1800) -> dict[str, Any]
         info = job_info(dashboard, job_id)
         if info["status"] in ("SUCCEEDED", "FAILED", "STOPPED") or time.monotonic() > deadline:
             return info
-        time.sleep(2)
+        time.sleep(1)
 
 
 def run(state: Path, action: str, what: str, tolerance: float | None = None,

@@ -391,6 +391,27 @@ def test_ray_running_asks_the_recorded_gcs_address(tmp_path, monkeypatch):
     assert not ray_running()  # recorded, but nothing answers there any more
 
 
+@pytest.mark.parametrize("name,cmdline,alive", [
+    ("raylet", ["/x/raylet", "--node_id=1"], True),
+    ("ray::ServeRepli", ["ray::ServeReplica:ltrr:ranker"], True),
+    ("python", ["/x/python", "/x/ray/_private/workers/default_worker.py", "--node-ip-address=1"], True),
+    ("gcs_server", ["/x/gcs_server"], True),
+    ("python", ["/x/python", "-m", "pytest", "tests/live"], False),
+    ("bash", ["bash", "-c", "echo raylet"], False),  # a name keyword counts in the name only
+])
+def test_ray_processes_alive_matches_as_ray_stop_does(monkeypatch, name, cmdline, alive):
+    """`ltrr down` runs `ray stop` only when a process of Ray's own list is alive."""
+    import psutil
+
+    from deployments.cluster import ray_processes_alive
+
+    class Proc:
+        info = {"name": name, "cmdline": cmdline}
+
+    monkeypatch.setattr(psutil, "process_iter", lambda attrs=None: iter([Proc()]))
+    assert ray_processes_alive() is alive
+
+
 def test_aws_variant_in_comments_validates(cluster, cluster_text):
     aws = aws_variant(cluster_text)
     assert aws["provider"]["type"] == "aws" and aws["provider"]["region"]
