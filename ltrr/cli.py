@@ -248,7 +248,7 @@ def _scale(args: argparse.Namespace) -> int:
 
 
 QUICK = {"workloads": ["builtin:music-demo?n_tracks=600"], "requests": 300, "retrain_every": 150,
-         "ppo_iterations": 1, "warm_start_steps": 100, "drift_requests": 200, "heldout_max": 60, "mixed_plans": 10,
+         "ppo_iterations": 1, "warm_start_steps": 100, "drift_requests": 150, "heldout_max": 40, "mixed_plans": 10,
          "cost_queries": 5, "budget_shares": (0.1, 0.4, 0.8)}
 
 

@@ -127,15 +127,17 @@ def test_no_generated_request_is_a_server_error(service, request_id):
     assert sum(n for k, n in tested.items() if k.startswith("POST /search 4")) > 0, "no invalid search was generated"
 
 
-HOSTILE_EXAMPLES = 60  # bodies per endpoint; about 16 s against the live service (CI's time budget)
+HOSTILE_EXAMPLES = 40  # examples: 80 searches and 40 feedback calls (plus clicks), about 15 s live
 
 
 def test_hostile_json_is_never_a_server_error_and_later_exports_and_retrains(service, request_id):
     """Raw JSON text with every escape form, lone surrogates, NaN/Infinity, huge and odd numbers
     and nesting in every field (tests/helpers/hostile_json.py), sent to /search and /feedback
-    of the live service: each answer is 2xx or a 4xx with a message. Half of the searches are
-    bodies the schema accepts, hostile text in every string, so that even a short run stores
-    many of them (60 bodies of `search_body` alone once gave a single 200). Every accepted search gets
+    of the live service: each answer is 2xx or a 4xx with a message. Each example sends one
+    hostile search body and one the schema accepts (hostile text in every string), so that even
+    a short run stores many of them (60 bodies of `search_body` alone once gave a single 200;
+    drawing either kind with `one_of` made the mix follow hypothesis' seed, which follows the
+    test's source: one edit gave 50 accepted and 10 rejected). Every accepted search gets
     a click whose event_id is hostile text too. Then what was stored must still export and
     train a ranker (`ltrr train-ranker --from clicks`, which exports the shards to Parquet)."""
     first = httpx.post(f"{BASE}/search", json={"query": "happy pop", "k": 10}, timeout=60).json()
@@ -149,11 +151,11 @@ def test_hostile_json_is_never_a_server_error_and_later_exports_and_retrains(ser
 
     @settings(max_examples=HOSTILE_EXAMPLES, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
-    @given(search=st.one_of(search_body(words), accepted_search_body(words)),
+    @given(search=search_body(words), valid=accepted_search_body(words),
            fb=feedback_body(request_ids, items), click_id=json_string(min_size=1))
-    def call(search, fb, click_id) -> None:
+    def call(search, valid, fb, click_id) -> None:
         with httpx.Client(base_url=BASE, timeout=60) as client:
-            for path, body in (("/search", search), ("/feedback", fb)):
+            for path, body in (("/search", search), ("/search", valid), ("/feedback", fb)):
                 json.loads(body)
                 r = client.post(path, content=body.encode(), headers={"content-type": "application/json"})
                 statuses[f"{path} {r.status_code}"] += 1
