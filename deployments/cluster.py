@@ -198,8 +198,9 @@ def redeploy_with(config_path: Path, deployment: str, changes: dict) -> dict:
 def ray_processes_alive() -> bool:
     """Whether any process that `ray stop` stops is alive on this machine: Ray's own list
     (RAY_PROCESSES), matched as `ray stop` matches it (the executable's name, or the command line)."""
+    # ray first: importing it puts its bundled psutil (ray/thirdparty_files) on the path
+    from ray.autoscaler._private.constants import RAY_PROCESSES  # noqa: I001
     import psutil
-    from ray.autoscaler._private.constants import RAY_PROCESSES
 
     for proc in psutil.process_iter(["name", "cmdline"]):
         name, cmdline = proc.info.get("name") or "", proc.info.get("cmdline") or []
@@ -217,6 +218,10 @@ def down() -> None:
         subprocess.run([_bin("serve"), "shutdown", "-y", "-a", DASHBOARD_URL], capture_output=True, timeout=300)
     if ray_processes_alive():
         subprocess.run([_bin("ray"), "stop", "--force"], capture_output=True, timeout=300)
+    else:  # what `ray stop` does last: forget the recorded address of a cluster that is gone
+        from ray._common.utils import reset_ray_address
+
+        reset_ray_address()
 
 
 def slug(spec: str) -> str:

@@ -80,7 +80,7 @@ class DenseRetriever(Retriever):
     @classmethod
     def encoder_spec(cls, out_dir: Path, config: DenseConfig) -> EncoderSpec:
         """The encoder this strategy embeds with (dense-static first copies its model into out_dir)."""
-        return EncoderSpec(MINILM, None, config.max_seq_length, config.precision)
+        return EncoderSpec(MINILM, None, config.max_seq_length, resolve_precision(config.precision))
 
     @classmethod
     def build(cls, dataset: Dataset, out_dir: Path, config: DenseConfig | None = None,
@@ -106,7 +106,7 @@ class DenseRetriever(Retriever):
         faiss.write_index(index, str(out_dir / "faiss.index"))
         meta = {"config": config.model_dump(), "index": info["kind"], "ann": info, "model": cls.model_name,
                 "encoder": spec.to_json(), "fields": fields, "ids": ids, "dim": int(vecs.shape[1]),
-                "encoded_in": resolve_precision(spec.precision) if spec.kind == MINILM else "fp32"}
+                "encoded_in": spec.precision if spec.kind == MINILM else "fp32"}
         (out_dir / "dense.json").write_text(json.dumps(meta))
         return meta
 

@@ -49,12 +49,13 @@ class Encoder(Protocol):
 @dataclass(frozen=True, slots=True)
 class EncoderSpec:
     """Which encoder: `kind` (minilm or static), for static the model directory, the tokens
-    encoded per text, and MiniLM's arithmetic (`precision`: auto, fp32 or bf16; see above)."""
+    encoded per text, and MiniLM's arithmetic (`precision`: fp32 or bf16, as resolved where the
+    index was built, so queries are encoded as its items were on any machine; auto resolves here)."""
 
     kind: str
     model_dir: str | None = None
     max_seq_length: int = 256
-    precision: str = "auto"
+    precision: str = "fp32"
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "model_dir": self.model_dir, "max_seq_length": self.max_seq_length,
@@ -78,11 +79,13 @@ def torch_threads() -> int:
 
 @functools.lru_cache(maxsize=1)
 def native_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 natively (oneDNN's check: avx512_bf16, AMX)."""
+    """Whether this CPU multiplies bfloat16 natively: avx512_bf16 or AMX. (oneDNN's own
+    `_is_mkldnn_bf16_supported` also says yes on plain AVX-512 CPUs, where it emulates bf16
+    more slowly than fp32.)"""
     import torch
 
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except (AttributeError, RuntimeError):
         return False
 
@@ -111,7 +114,7 @@ def load_minilm():
 class MiniLMEncoder:
     dim = 384
 
-    def __init__(self, max_seq_length: int = 256, precision: str = "auto") -> None:
+    def __init__(self, max_seq_length: int = 256, precision: str = "fp32") -> None:
         self.model = load_minilm()
         self.max_seq_length = max_seq_length
         self.precision = resolve_precision(precision)

@@ -89,6 +89,7 @@ def _lexical_shards(dataset: Dataset, subsets: list[Dataset], root: Path) -> Non
 def _dense_shards(dataset: Dataset, subsets: list[Dataset], root: Path, cls, built: Path, bulk_encode,
                   dense=None) -> None:
     from retrievers.dense import VECTORS, DenseConfig, encode_local, item_text
+    from retrievers.encoders import MINILM, resolve_precision
 
     config = dense or DenseConfig()
     fields = dataset.schema.dense_fields or list(dataset.schema.text_fields)
@@ -96,9 +97,11 @@ def _dense_shards(dataset: Dataset, subsets: list[Dataset], root: Path, cls, bui
     vecs = None
     if (built / VECTORS).is_file() and (built / "dense.json").is_file():
         meta = json.loads((built / "dense.json").read_text())
-        built_with = meta.get("config", {})
-        if (meta["ids"] == ids and built_with.get("max_seq_length") == config.max_seq_length
-                and built_with.get("precision", "fp32") == config.precision):
+        # MiniLM vectors are reused only if encoded in the arithmetic this build would use (auto resolved here)
+        same_arithmetic = (meta.get("encoder", {}).get("kind", MINILM) != MINILM
+                           or meta.get("encoded_in", "fp32") == resolve_precision(config.precision))
+        if (meta["ids"] == ids and meta.get("config", {}).get("max_seq_length") == config.max_seq_length
+                and same_arithmetic):
             vecs = np.load(built / VECTORS, mmap_mode="r")
     where = {item_id: row for row, item_id in enumerate(ids)}
     for i, sub in enumerate(subsets):

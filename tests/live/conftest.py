@@ -25,11 +25,13 @@ class _Shared:
     """The running shared service (or none), started and stopped outside pytest's fixture cache."""
 
     info: dict | None = None
+    starting = False  # set before `ltrr up`, so an interrupted start is stopped too
 
     @classmethod
     def start(cls, root: Path, index: Path) -> dict:
         if cls.info is None:
             ltrr("down")
+            cls.starting = True
             state = root / "state"
             up = ltrr("up", "--dataset", DEMO_600, "--index", str(index), "--state", str(state),
                       "--port", str(DEMO_PORT), env=FAST_METRICS)
@@ -42,8 +44,8 @@ class _Shared:
 
     @classmethod
     def stop(cls) -> None:
-        if cls.info is not None:
-            cls.info = None
+        if cls.info is not None or cls.starting:
+            cls.info, cls.starting = None, False
             ltrr("down")
 
 
@@ -59,10 +61,11 @@ def demo_service(tmp_path_factory, demo_index) -> dict:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
-    result = yield  # first the test's own teardown (module fixtures: drivers, clients)
-    if USES in item.fixturenames and (nextitem is None or USES not in nextitem.fixturenames):
-        _Shared.stop()
-    return result
+    try:
+        return (yield)  # first the test's own teardown (module fixtures: drivers, clients)
+    finally:  # even if that teardown failed
+        if USES in getattr(item, "fixturenames", ()) and USES not in getattr(nextitem, "fixturenames", ()):
+            _Shared.stop()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -31,3 +31,22 @@ def test_unknown_precision_is_refused():
     with pytest.raises(ValueError, match="unknown encoder precision 'fp16'"):
         resolve_precision("fp16")
     assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16") == "bf16"
+
+
+@pytest.mark.parametrize("avx512_bf16,amx,expected", [(True, False, "bf16"), (False, True, "bf16"),
+                                                      (False, False, "fp32")])
+def test_auto_is_bf16_only_with_native_bf16(monkeypatch, tmp_path, avx512_bf16, amx, expected):
+    """auto means bf16 only on avx512_bf16 or AMX (plain AVX-512 would emulate it, slower than
+    fp32), and an index records the resolved arithmetic, never `auto`."""
+    import torch
+
+    from retrievers import encoders
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    encoders.native_bf16.cache_clear()
+    try:
+        assert resolve_precision("auto") == expected
+        assert DenseRetriever.encoder_spec(tmp_path, DenseConfig()).precision == expected
+    finally:
+        encoders.native_bf16.cache_clear()
