@@ -105,8 +105,7 @@ class DenseRetriever(Retriever):
         index, info = ann.build(vecs, config)
         faiss.write_index(index, str(out_dir / "faiss.index"))
         meta = {"config": config.model_dump(), "index": info["kind"], "ann": info, "model": cls.model_name,
-                "encoder": spec.to_json(), "fields": fields, "ids": ids, "dim": int(vecs.shape[1]),
-                "encoded_in": spec.precision if spec.kind == MINILM else "fp32"}
+                "encoder": spec.to_json(), "fields": fields, "ids": ids, "dim": int(vecs.shape[1])}
         (out_dir / "dense.json").write_text(json.dumps(meta))
         return meta
 

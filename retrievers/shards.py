@@ -89,7 +89,7 @@ def _lexical_shards(dataset: Dataset, subsets: list[Dataset], root: Path) -> Non
 def _dense_shards(dataset: Dataset, subsets: list[Dataset], root: Path, cls, built: Path, bulk_encode,
                   dense=None) -> None:
     from retrievers.dense import VECTORS, DenseConfig, encode_local, item_text
-    from retrievers.encoders import MINILM, resolve_precision
+    from retrievers.encoders import MINILM, EncoderSpec, resolve_precision
 
     config = dense or DenseConfig()
     fields = dataset.schema.dense_fields or list(dataset.schema.text_fields)
@@ -98,8 +98,8 @@ def _dense_shards(dataset: Dataset, subsets: list[Dataset], root: Path, cls, bui
     if (built / VECTORS).is_file() and (built / "dense.json").is_file():
         meta = json.loads((built / "dense.json").read_text())
         # MiniLM vectors are reused only if encoded in the arithmetic this build would use (auto resolved here)
-        same_arithmetic = (meta.get("encoder", {}).get("kind", MINILM) != MINILM
-                           or meta.get("encoded_in", "fp32") == resolve_precision(config.precision))
+        built_spec = EncoderSpec.from_json(meta.get("encoder", {"kind": MINILM}))
+        same_arithmetic = built_spec.kind != MINILM or built_spec.precision == resolve_precision(config.precision)
         if (meta["ids"] == ids and meta.get("config", {}).get("max_seq_length") == config.max_seq_length
                 and same_arithmetic):
             vecs = np.load(built / VECTORS, mmap_mode="r")

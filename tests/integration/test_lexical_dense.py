@@ -89,12 +89,12 @@ def test_precision_is_recorded_and_bf16_agrees_with_fp32(tmp_path, dense):
     product lost more than rounding."""
     from retrievers.encoders import EncoderSpec, native_bf16
 
-    assert dense.meta["encoded_in"] == ("bf16" if native_bf16() else "fp32")
-    assert dense.encoder.precision == dense.meta["encoded_in"]
+    assert dense.meta["encoder"]["precision"] == ("bf16" if native_bf16() else "fp32")  # resolved, never auto
+    assert dense.encoder.precision == dense.meta["encoder"]["precision"]
     for precision in ("fp32", "bf16"):
         DenseRetriever.build(tiny_dataset(), tmp_path / precision, DenseConfig(precision=precision))
     fp32, bf16 = (DenseRetriever.load(tmp_path / p) for p in ("fp32", "bf16"))
-    assert (fp32.meta["encoded_in"], bf16.meta["encoded_in"]) == ("fp32", "bf16")
+    assert (fp32.meta["encoder"]["precision"], bf16.meta["encoder"]["precision"]) == ("fp32", "bf16")
     items = [np.load(tmp_path / p / "vectors.npy") for p in ("fp32", "bf16")]
     cos = np.sum(items[0] * items[1], axis=1)
     assert cos.min() >= 0.9999 and np.allclose(np.linalg.norm(items[1], axis=1), 1, atol=1e-5)
