@@ -110,18 +110,19 @@ class ReplayBanditEnv(gym.Env):
         strategy's axis every level has the level-0 reward. Cached for the env's own contexts."""
         if id(ctx) in self._tables:
             return self._tables[id(ctx)]
-        t = reward_table(ctx.gains, self.cost, self.space, self.cfg, ctx.returned)
-        for k, s in enumerate(self.strategies):
-            if s not in ctx.available:
-                t = np.broadcast_to(np.take(t, [0], axis=k), t.shape)
-        t = np.ascontiguousarray(t)
+        t = self.mask(reward_table(ctx.gains, self.cost, self.space, self.cfg, ctx.returned), ctx)
         if id(ctx) in self._own:
             self._tables[id(ctx)] = t
         return t
 
     def cost_table(self, ctx: LoggedContext) -> np.ndarray:
         """Every plan's cost (ms) in `ctx`, masked like `table` (not cached)."""
-        t = self.cost.table(self.space, ctx.returned)
+        return self.mask(self.cost.table(self.space, ctx.returned), ctx)
+
+    def mask(self, table: np.ndarray, ctx: LoggedContext) -> np.ndarray:
+        """`table` (shape (L,)*n) as `ctx` can realise it: along an unavailable strategy's axis
+        every level has the level-0 value."""
+        t = table
         for k, s in enumerate(self.strategies):
             if s not in ctx.available:
                 t = np.broadcast_to(np.take(t, [0], axis=k), t.shape)

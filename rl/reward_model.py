@@ -61,6 +61,16 @@ class RewardModel:
         z = np.append((np.asarray(features, dtype=np.float64).ravel() - self.mu) / self.sd, 1.0)
         return (z @ self.w).reshape(self.shape)
 
+    def predict_many(self, features: np.ndarray) -> np.ndarray:
+        """The predicted gain tables of N contexts (features (N, d)), flattened: shape (N, plans)."""
+        if self.mean is None:
+            raise RuntimeError("fit the reward model first")
+        X = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
+        if self.w is None:
+            return np.broadcast_to(self.mean, (len(X), self.mean.size)).copy()
+        Z = np.hstack([(X - self.mu) / self.sd, np.ones((len(X), 1))])
+        return Z @ self.w
+
     def complete(self, features: np.ndarray, table: np.ndarray, known: np.ndarray) -> np.ndarray:
         """`table` where `known`, else the prediction shifted by the mean known residual."""
         pred = self.predict(features)

@@ -13,22 +13,12 @@ network, so the artifact `out_dir/<version>/` holds the trained RLModule alone
 feature names, creation time, the PPO config and the per-iteration mean reward curve),
 not a full Algorithm checkpoint (env runner state, optimizer, config pickles).
 
-Full-information warm start (a custom learning step on the learner's RLModule): before
-PPO, the module is trained for `warm_start_steps` Adam steps to maximise the EXACT expected
-reward of its policy on every logged context, sum_a pi(a|x) * table_x[a], which is cheap
-because the policy factorises over strategies (one einsum over the (L,)*n table). A shadow
-log knows the reward of every plan, so this uses all of it instead of one sampled plan per
-episode; PPO then fine-tunes from there on sampled plans, as before. Measured on the
-synthetic workload of tests/test_bandit_train.py (480 contexts; held-out expected reward,
-oracle 1.236, best fixed plan 0.736): 300 warm-start steps + 1 PPO iteration 1.212 in 12 s;
-PPO alone, 40 iterations, 1.077 in 25 s; warm start + 20 PPO iterations 1.213.
-
-A compute budget instead of a price (`RewardConfig.budget_ms`): the warm start is then a
-Lagrangian dual ascent. Every `dual_every` steps the mean cost of the module's greedy plan
-(what held-out evaluation serves) over the logged contexts is compared with the budget and
-the price of compute, the multiplier, moves multiplicatively:
-price <- price * exp(dual_rate * (cost / budget - 1)). PPO then fine-tunes at the price
-found, which the artifact's meta records with the cost it reached.
+Warm start (`rl.warm_start`, custom learning steps on the learner's RLModule): before PPO,
+the module learns from every logged context's whole table of plan gains: fitted to the
+direct method's greedy plans (`rl.plan_search`), then ascending the exact expected reward.
+A compute budget instead of a price (`RewardConfig.budget_ms`): the warm start finds the
+price at which the greedy plans' mean cost meets it; PPO then fine-tunes at that price,
+which the artifact's meta records with the search's trace (`price_search`).
 
 Speed: sampling and learning both run in the driver (num_env_runners=0, num_learners=0)
 over a synchronous vector of env replicas sharing one cache of reward tables (each
@@ -62,6 +52,7 @@ from rl.cost import CostModel
 from rl.env import LoggedContext, ReplayBanditEnv
 from rl.policy import LEVELS
 from rl.reward import RewardConfig
+from rl.warm_start import warm_start
 
 ENV_NAME = "ltrr-replay-bandit"
 
@@ -84,10 +75,11 @@ class PPOConfig(BaseModel):
     num_envs: int = Field(50, ge=1, description="env replicas stepped together (one forward pass per vector step)")
     seed: int = Field(0, description="seed of RLlib (torch, numpy) and of the envs")
     torch_threads: int = Field(1, ge=1, description="torch intra-op threads while training (restored after)")
-    warm_start_steps: int = Field(300, ge=0, description="full-information Adam steps on the exact expected reward "
-                                                         "over all logged contexts before PPO (0: PPO only)")
+    warm_start_steps: int = Field(300, ge=0, description="full-information Adam steps before PPO over all logged "
+                                  "contexts, half fitting the direct method's plans, half on the exact expected "
+                                  "reward (`rl.warm_start`; 0: PPO only)")
     warm_start_lr: float = Field(3e-3, gt=0, description="Adam learning rate of the warm start")
-    dual_every: int = Field(20, ge=1, description="budget mode: warm-start steps between price updates")
+    dual_every: int = Field(20, ge=1, description="budget mode: warm-start ascent steps between price updates")
     dual_rate: float = Field(1.0, gt=0, description="budget mode: step size of the multiplicative price update")
 
 
@@ -170,7 +162,7 @@ def train_bandit(contexts: list[LoggedContext], strategies: list[str], out_dir: 
             t1 = time.perf_counter()
             register_env(ENV_NAME, _make_env)
             algo = _algo_config(session, ppo).build_algo()
-            warm, dual = _warm_start(algo, env, ppo) if ppo.warm_start_steps else ([], [])
+            warm, search = warm_start(algo, env, ppo) if ppo.warm_start_steps else ([], [])
             t2 = time.perf_counter()
             curve = _train_loop(algo, ppo.iterations, progress, version)
             t3 = time.perf_counter()
@@ -178,7 +170,7 @@ def train_bandit(contexts: list[LoggedContext], strategies: list[str], out_dir: 
                     "obs_dim": obs_dim, "feature_names": list(feature_names) if feature_names is not None else None,
                     "created": time.time(), "ppo": ppo.model_dump(), "reward": reward.model_dump(mode="json"),
                     "cost": cost.model_dump(mode="json"), "price_per_10ms": reward.price_per_10ms,
-                    "budget_ms": reward.budget_ms, "dual": dual, "n_contexts": len(env.contexts),
+                    "budget_ms": reward.budget_ms, "price_search": search, "n_contexts": len(env.contexts),
                     "full_information_contexts": sum(c.full for c in env.contexts),
                     "seconds": {"tables": t_tables, "ray_init": t1 - t0, "build": t2 - t1, "train": t3 - t2},
                     "reward_curve": curve, "warm_start_curve": warm}
@@ -193,61 +185,6 @@ def train_bandit(contexts: list[LoggedContext], strategies: list[str], out_dir: 
         if started_ray:
             ray.shutdown()
     return BanditArtifact(path=target, version=version, meta=meta)
-
-
-def _warm_start(algo: Any, env: ReplayBanditEnv, ppo: PPOConfig) -> tuple[list[float], list[dict[str, float]]]:
-    """Maximise the exact expected reward of the learner's module over all logged contexts
-    (with the budget's dual ascent if `env.cfg.budget_ms` is set; `env` is repriced to the
-    price found), then copy the weights to the env runner. Returns the expected reward every
-    50 steps and the dual ascent's (step, price, greedy cost) trace."""
-    from ray.rllib.core import DEFAULT_MODULE_ID
-
-    n, L = len(env.strategies), len(env.levels)
-    x = torch.from_numpy(np.stack([c.features for c in env.contexts]))
-    price0 = env.cfg.price_per_10ms
-    rewards = np.stack([env.table(c) for c in env.contexts])
-    costs = np.stack([env.cost_table(c) for c in env.contexts])
-    gains = torch.from_numpy((rewards + price0 * costs / 10.0).astype(np.float32))
-    cost_t = torch.from_numpy(costs.astype(np.float32))
-    budget = env.cfg.budget_ms
-    state = {"price": price0}
-    dual: list[dict[str, float]] = []
-    letters = "abcdefghijklm"[:n]
-    expr = f"z{letters}," + ",".join(f"z{a}" for a in letters) + "->z"
-
-    def greedy_cost(logits: torch.Tensor) -> float:
-        idx = logits.argmax(dim=-1)  # (N, n)
-        flat = torch.zeros(len(idx), dtype=torch.long)
-        for k in range(n):
-            flat = flat * L + idx[:, k]
-        return float(cost_t.view(len(idx), -1).gather(1, flat[:, None]).mean())
-
-    def fit(learner: Any) -> list[float]:
-        module = learner.module[DEFAULT_MODULE_ID]
-        opt = torch.optim.Adam(module.parameters(), lr=ppo.warm_start_lr)
-        curve = []
-        for step in range(ppo.warm_start_steps):
-            logits = module.forward_train({"obs": x})["action_dist_inputs"].view(-1, n, L)
-            probs = torch.softmax(logits, dim=-1)
-            tables = gains - state["price"] * cost_t / 10.0
-            value = torch.einsum(expr, tables, *(probs[:, k] for k in range(n))).mean()
-            opt.zero_grad()
-            (-value).backward()
-            opt.step()
-            if budget is not None and (step + 1) % ppo.dual_every == 0:
-                spent = greedy_cost(logits.detach())
-                dual.append({"step": step + 1, "price_per_10ms": state["price"], "greedy_cost_ms": spent})
-                state["price"] = float(np.clip(state["price"] * np.exp(ppo.dual_rate * (spent / budget - 1.0)),
-                                               1e-4, 100.0))
-            if step % 50 == 0 or step == ppo.warm_start_steps - 1:
-                curve.append(float(value.detach()))
-        return curve
-
-    curve = next(iter(algo.learner_group.foreach_learner(fit))).get()
-    algo.env_runner_group.sync_weights(from_worker_or_learner_group=algo.learner_group, inference_only=True)
-    if budget is not None:
-        env.reprice(state["price"])
-    return list(curve), dual
 
 
 def _train_loop(algo: Any, iterations: int, progress: bool, version: str) -> list[float]:

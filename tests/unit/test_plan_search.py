@@ -1,0 +1,54 @@
+"""The direct method's greedy plans and the budget's price (rl.plan_search), against answers
+worked out by hand; no Ray."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rl.plan_search import PRICE_RANGE, PlanSearch
+
+# two contexts, three plans (0 = the empty plan); plan 2 gains more and costs 30 ms, plan 1 10 ms
+GAINS = np.array([[0.0, 1.0, 2.0], [0.0, 1.0, 1.5]], dtype=np.float32)
+COSTS = np.array([[0.0, 10.0, 30.0], [0.0, 10.0, 30.0]], dtype=np.float32)
+
+
+def test_greedy_plans_by_hand():
+    """Per 10 ms, plan 2 costs 2 more units of price: context 0 keeps it below a price of 0.5,
+    context 1 below 0.25; the empty plan is never served, even when everything costs more
+    than it gains."""
+    s = PlanSearch(GAINS, COSTS)
+    assert s.greedy(0.1).tolist() == [2, 2]
+    assert s.greedy(0.3).tolist() == [2, 1]
+    assert s.greedy(0.6).tolist() == [1, 1]
+    assert s.greedy(50.0).tolist() == [1, 1]
+    assert s.mean_cost(s.greedy(0.3)) == pytest.approx(20.0)
+
+
+@pytest.mark.parametrize(("budget", "price"), [(20.0, 0.25), (25.0, 0.25), (10.0, 0.5), (30.0, PRICE_RANGE[0]),
+                                               (5.0, PRICE_RANGE[1])])
+def test_price_for_budget_is_the_lowest_price_that_meets_it(budget, price):
+    """Mean cost is 30 ms below a price of 0.25, 20 ms up to 0.5 and 10 ms above: the lowest
+    price meeting the budget; the lowest price searched when everything fits, the highest
+    when nothing does (no plan is that cheap)."""
+    found, trace = PlanSearch(GAINS, COSTS).price_for_budget(budget)
+    assert found == pytest.approx(price, rel=1e-6)
+    assert trace and all(t["greedy_cost_ms"] in (10.0, 20.0, 30.0) for t in trace)
+    if budget >= 10.0:
+        assert PlanSearch(GAINS, COSTS).mean_cost(PlanSearch(GAINS, COSTS).greedy(found)) <= budget
+
+
+def test_the_gain_model_predicts_tables_that_follow_the_features():
+    """Contexts of two kinds (one-hot features): the fitted model predicts each kind's table, so
+    the greedy plan follows the kind; features that say nothing give every plan's mean gain,
+    and the greedy plan is the best fixed plan at that price."""
+    rng = np.random.default_rng(0)
+    kinds = rng.integers(0, 2, size=200)
+    tables = np.where(kinds[:, None] == 0, [0.0, 1.0, 0.2], [0.0, 0.2, 1.0]) + rng.normal(0, 0.05, (200, 3))
+    feats = np.eye(2)[kinds]
+    costs = np.tile([0.0, 5.0, 5.0], (200, 1))
+    s = PlanSearch.fit(feats, tables, costs)
+    assert s.gains.shape == (200, 3)
+    assert (s.greedy(0.01) == np.where(kinds == 0, 1, 2)).all()
+    blind = PlanSearch.fit(np.zeros((200, 2)), tables, costs)
+    best_fixed = int(np.argmax(tables[:, 1:].mean(axis=0))) + 1
+    assert (blind.greedy(0.01) == best_fixed).all()
