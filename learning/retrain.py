@@ -40,6 +40,7 @@ from rl.promotion import HOLDOUT
 from rl.serving import PolicyArgs, build_policy
 
 if TYPE_CHECKING:
+    from ranking.model import Ranker
     from rl.train import PPOConfig
 
 MIN_REQUESTS = 40
@@ -68,10 +69,12 @@ def by_request(events: Sequence[EventRecord]) -> dict[str, list[EventRecord]]:
 def retrain_bandit(paths: StatePaths, policy_args: PolicyArgs, strategies: list[str], requests: list[RequestRecord],
                    events: Mapping[str, list[EventRecord]], tolerance: float, promoter: Promoter,
                    ppo: PPOConfig | None = None, version: str | None = None, cost: CostModel | None = None,
-                   holdout: float = HOLDOUT) -> dict[str, Any]:
+                   holdout: float = HOLDOUT, ranker: Ranker | None = None,
+                   catalog: Mapping[str, Item] | None = None) -> dict[str, Any]:
     """Train a bandit on the older logged requests, gate it against the serving policy on the
     newest `holdout` share, write its promotion record, and promote it if the gate passes.
-    `cost` defaults to the one measured from these requests' own latencies."""
+    `cost` defaults to the one measured from these requests' own latencies. With `ranker` and
+    `catalog`, plans are credited by where that ranker puts the acted items (`logged_scores`)."""
     from rl.experience import experience
     from rl.policy import ActionSpace
     from rl.promotion import gate, reward_model
@@ -85,9 +88,10 @@ def retrain_bandit(paths: StatePaths, policy_args: PolicyArgs, strategies: list[
     cost = cost or CostModel.from_records(requests)
     space = ActionSpace(strategies)
     n_hold = int(len(requests) * holdout)
-    train_exp = experience(requests[:len(requests) - n_hold], events, space, cfg, cost, DIM)
-    held = experience(requests[len(requests) - n_hold:], events, space, cfg, cost, DIM, model=train_exp.model) \
-        if n_hold >= 2 else train_exp
+    scores = logged_scores(requests, ranker, catalog) if ranker is not None and catalog is not None else None
+    train_exp = experience(requests[:len(requests) - n_hold], events, space, cfg, cost, DIM, scores=scores)
+    held = experience(requests[len(requests) - n_hold:], events, space, cfg, cost, DIM, model=train_exp.model,
+                      scores=scores) if n_hold >= 2 else train_exp
     kind_dir = paths.bandit_models
     version = version or "bandit-" + time.strftime("%Y%m%d-%H%M%S")
     art = train_bandit(train_exp.contexts, strategies, kind_dir, version, reward=cfg, ppo=ppo,
@@ -118,6 +122,20 @@ def retrain_bandit(paths: StatePaths, policy_args: PolicyArgs, strategies: list[
     return record
 
 
+def logged_scores(requests: Sequence[RequestRecord], ranker: Ranker, catalog: Mapping[str, Item],
+                  batch: int = 256) -> dict[str, dict[str, float]]:
+    """request id -> item -> `ranker`'s score of each logged candidate, featurized with the
+    request's whole logged fetch (one predict call per `batch` requests)."""
+    from ranking.model import rank_many
+
+    out: dict[str, dict[str, float]] = {}
+    for a in range(0, len(requests), batch):
+        chunk = [r for r in requests[a:a + batch] if r.candidates]
+        for r, pairs in zip(chunk, rank_many(ranker, [(r.query, r.candidates) for r in chunk], catalog)):
+            out[r.request_id] = dict(pairs)
+    return out
+
+
 def retrain_ranker(paths: StatePaths, catalog: Mapping[str, Item], requests: list[RequestRecord],
                    events: list[EventRecord], promoter: Promoter, tolerance: float = 0.0) -> dict[str, Any]:
     """Train a ranker on the logged clicks and promote it if it passes the gate (learning.ranker_gate)."""
@@ -138,8 +156,11 @@ def retrain(paths: StatePaths, what: str, requests: list[RequestRecord], events:
     requests = sorted(requests, key=lambda r: r.ts)
     result: dict[str, Any] = {"requests": len(requests), "events": len(events)}
     if what in ("bandit", "all"):
+        from learning.ranker_gate import load_ranker
         result["bandit"] = retrain_bandit(paths, policy_args, strategies, requests, by_request(events),
-                                          0.02 if tolerance is None else tolerance, promoter, ppo=ppo)
+                                          0.02 if tolerance is None else tolerance, promoter, ppo=ppo,
+                                          ranker=load_ranker(paths.ranker_models, promoter.current("ranker")),
+                                          catalog=catalog)
     if what in ("ranker", "all"):
         result["ranker"] = retrain_ranker(paths, catalog, requests, events, promoter, tolerance or 0.0)
     return result

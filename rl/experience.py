@@ -17,6 +17,11 @@ requests, served other plans, often do. This is the aggregated click label of le
 rank, applied to retrieval: the shadow fetch tells which strategies found an item, the
 query's click history tells whether it was wanted.
 
+Where the acted items sit: with the ranker's scores of each request's logged candidates
+(`scores`, computed by the caller with the serving ranker: `learning.retrain`, the bench),
+at their ranked position under each plan, as the user of that plan sees them; without, at
+their rank in the strategies' lists (`rl.reward`).
+
 Events on entities shown beside the results count on the result items each entity was
 shown through, with its weight shared among them (`rl.reward.acted_items`, `core.credit`).
 """
@@ -64,11 +69,14 @@ def query_positives(requests: Sequence[RequestRecord], events: Mapping[str, Sequ
 
 
 def experience(requests: Sequence[RequestRecord], events: Mapping[str, Sequence[EventRecord]], space: ActionSpace,
-               cfg: RewardConfig, cost: CostModel, dim: int | None = None, model: RewardModel | None = None
-               ) -> Experience:
+               cfg: RewardConfig, cost: CostModel, dim: int | None = None, model: RewardModel | None = None,
+               scores: Mapping[str, Mapping[str, float]] | None = None) -> Experience:
     """See the module docstring. Requests whose features do not have `dim` entries (an older
     feature layout) or that called nothing are skipped. A given `model` (fitted on other,
-    e.g. older, requests) completes the tables instead of one fitted on these."""
+    e.g. older, requests) completes the tables instead of one fitted on these. `scores`
+    (request id -> item -> the ranker's score of the logged candidate) discount gains by
+    ranked position (`rl.reward`); requests without scores use the retrieval rank."""
+    scores = scores or {}
     rows = []
     positives = query_positives(requests, events, cfg)
     for r in requests:
@@ -77,7 +85,7 @@ def experience(requests: Sequence[RequestRecord], events: Mapping[str, Sequence[
         own = acted_items(list(events.get(r.request_id, [])), cfg, r.entity_via())
         acted = {**positives.get(normalize(r.query), {}), **own}
         returned = returned_counts(r.candidates)
-        gains = gain_table(r.candidates, acted, space, cfg)
+        gains = gain_table(r.candidates, acted, space, cfg, scores=scores.get(r.request_id))
         known = known_mask(r.depth, returned, space)
         rows.append((r, own, returned, gains, known))
     if not rows:
@@ -92,7 +100,7 @@ def experience(requests: Sequence[RequestRecord], events: Mapping[str, Sequence[
         available = tuple(s for s in space.strategies if s not in r.failed)
         contexts.append(LoggedContext(x, completed, returned, available, r.request_id, full))
         table = reward_table(completed, cost, space, cfg, returned).ravel()
-        reward = plan_reward(r.served(), own, r.plan.budgets, cost, cfg)  # what this request's users did
+        reward = plan_reward(r.served(), own, r.plan.budgets, cost, cfg, scores.get(r.request_id))  # what its users did
         decisions.append(LoggedDecision(x, dict(r.plan.budgets), r.plan.propensity, reward, available,
                                         r.plan.shadow and full, table if full else None, model=table))
         shares.append(float(known.mean()))

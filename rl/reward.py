@@ -16,6 +16,21 @@ Definitions (what the bandit maximises; `rank` is 1-based):
                    d(r) = 1/log2(1 + r) ("log2", default), 1/r ("reciprocal") or 1 ("none")
     reward(plan) = gain(plan) - price_per_10ms * cost_ms(plan) / 10
 
+With the ranker's scores of the logged candidates (`scores`, item -> score; the position
+"ranked", the default) an item's discount is where the ranker puts it, not where a
+strategy found it:
+
+    pos(plan, i) = 1 + #{j in union(plan) ordered before i by score (ties: item id)}
+    gain(plan)   = sum over acted items i in union(plan) with pos(plan, i) <= page
+                   of w_i * d(pos(plan, i))
+
+which is what the user of that plan sees: a relevant item found at rank 60 of one list and
+put first by the ranker is worth a top click, and a plan whose extra candidates push the
+acted items off the page loses them. The scores are those of the whole logged fetch (one
+ranker call per request); under a sub-plan the order is that order restricted to the
+sub-plan's union, exact when the ranker's scores do not depend on the plan. Without scores
+(no ranker), `d(best_rank(i))` as above.
+
 `w_i` is the largest event weight among the item's feedback events (`acted_items`), so
 clicks credit exactly the strategies that found the clicked item. An event on an entity
 shown beside the results (a card, a related artist) counts on each result item it was
@@ -39,6 +54,7 @@ from rl.cost import CostModel
 from rl.policy import ActionSpace
 
 Discount = Literal["log2", "reciprocal", "none"]
+Position = Literal["ranked", "retrieved"]
 
 
 class RewardConfig(BaseModel):
@@ -49,6 +65,10 @@ class RewardConfig(BaseModel):
                                                   description="what an event on an item is worth (default: the "
                                                   "one table, `core.events.EVENT_WEIGHTS`)")
     discount: Discount = Field("log2", description="rank discount: 1/log2(1+r), 1/r or none")
+    position: Position = Field("ranked", description="the rank an acted item's gain is discounted by: its position "
+                               "after the ranker orders the plan's union (given the ranker's scores; only the first "
+                               "`page` count), or its best rank in the strategies' lists")
+    page: int = Field(10, ge=1, description="ranked position: how many ranked items the user sees")
     price_per_10ms: float = Field(0.02, ge=0, description="reward given up per 10 ms of compute: a click at rank 1 "
                                   "is worth 1, so 0.02 means 10 ms must buy 2 % of a top click")
     budget_ms: float | None = Field(None, gt=0, description="instead of a price, a mean compute budget per request "
@@ -108,21 +128,33 @@ def returned_counts(candidates: Sequence[Candidate]) -> dict[str, int]:
     return out
 
 
+def ranked(cfg: RewardConfig, scores: Mapping[str, float] | None) -> bool:
+    """Whether gains are discounted by ranked position (the config asks for it and scores are given)."""
+    return cfg.position == "ranked" and scores is not None
+
+
+def score_order(items: Sequence[str], scores: Mapping[str, float]) -> list[str]:
+    """`items` best first by score, ties by item id (`ranking.model.by_score`'s order); unscored last."""
+    return sorted(items, key=lambda i: (-scores.get(i, -np.inf), i))
+
+
 def plan_gain(candidates: Sequence[Candidate], acted: Mapping[str, float], budgets: Mapping[str, int],
-              cfg: RewardConfig) -> float:
+              cfg: RewardConfig, scores: Mapping[str, float] | None = None) -> float:
     """gain(plan), as defined in the module docstring."""
     got = union_under_plan(candidates, budgets)
+    if ranked(cfg, scores):
+        got = {i: p for p, i in enumerate(score_order(list(got), scores), 1) if p <= cfg.page}
     return sum(float(w * cfg.discount_of(got[i])) for i, w in acted.items() if i in got)
 
 
 def plan_reward(candidates: Sequence[Candidate], acted: Mapping[str, float], budgets: Mapping[str, int],
-                cost: CostModel, cfg: RewardConfig) -> float:
+                cost: CostModel, cfg: RewardConfig, scores: Mapping[str, float] | None = None) -> float:
     """gain(plan) - price * cost_ms(plan); 0.0 for the empty plan. The ranker's share of the
     cost uses the plan's real union size."""
     if not any(b > 0 for b in budgets.values()):
         return 0.0
     n = len(within(candidates, budgets))
-    return plan_gain(candidates, acted, budgets, cfg) - float(cfg.price(cost.plan_ms(budgets, n_candidates=n)))
+    return plan_gain(candidates, acted, budgets, cfg, scores) - float(cfg.price(cost.plan_ms(budgets, n_candidates=n)))
 
 
 def plan_grid(space: ActionSpace) -> np.ndarray:
@@ -130,9 +162,55 @@ def plan_grid(space: ActionSpace) -> np.ndarray:
     return space.grid()
 
 
+def _ranks(candidates: Sequence[Candidate], strategies: Sequence[str], keep: Mapping[str, float] | None
+           ) -> dict[str, np.ndarray]:
+    """item -> its best rank per strategy (inf = not found), for the items in `keep` (None: all)."""
+    col = {s: k for k, s in enumerate(strategies)}
+    best: dict[str, np.ndarray] = {}
+    for c in candidates:
+        if keep is not None and keep.get(c.item_id, 0.0) == 0.0:
+            continue  # unacted items and zero weights contribute nothing
+        ranks = best.setdefault(c.item_id, np.full(len(strategies), np.inf))
+        for s, h in c.hits.items():
+            if s in col:
+                ranks[col[s]] = min(ranks[col[s]], h.rank)
+    return best
+
+
+def _ranked_gain_table(candidates: Sequence[Candidate], acted: Mapping[str, float], scores: Mapping[str, float],
+                       space: ActionSpace, cfg: RewardConfig) -> np.ndarray:
+    """gain_table with ranked positions: for the items in score order up to the last acted one,
+    which plans retrieve each ((m, L, ..., L) booleans, one strategy axis at a time); an acted
+    item's position under every plan is 1 + the number of retrieved items before it."""
+    n, lv = len(space.strategies), np.asarray(space.levels, dtype=np.float64)
+    L = len(lv)
+    ranks = _ranks(candidates, space.strategies, None)
+    order = score_order(list(ranks), scores)
+    at = [p for p, i in enumerate(order) if acted.get(i, 0.0) != 0.0]
+    table = np.zeros((L,) * n)
+    if not at:
+        return table
+    R = np.stack([ranks[i] for i in order[:at[-1] + 1]])  # (m, n)
+    miss = R[:, :, None] > lv[None, None, :]  # (m, n, L): not retrieved by strategy k at level l
+    out = miss[:, 0, :]
+    for k in range(1, n):
+        out = out[..., None] & miss[:, k, :].reshape((len(R),) + (1,) * k + (L,))
+    inside = ~out  # (m, L, ..., L)
+    before = np.zeros((L,) * n, dtype=np.int32)  # retrieved items ahead of the current one
+    acted_at = set(at)
+    for p in range(len(R)):
+        if p in acted_at:
+            pos = before + 1
+            gain = acted[order[p]] * cfg.discount_of(pos) * (pos <= cfg.page)
+            table += np.where(inside[p], gain, 0.0)
+        before += inside[p]
+    return table
+
+
 def gain_table(candidates: Sequence[Candidate], acted: Mapping[str, float], space: ActionSpace,
-               cfg: RewardConfig, chunk: int = 64) -> np.ndarray:
+               cfg: RewardConfig, chunk: int = 64, scores: Mapping[str, float] | None = None) -> np.ndarray:
     """The gain of every plan, shape (L,)*n: `table[i_1..i_n]` = gain of {s_k: levels[i_k]}.
+    With `scores` (and the ranked position), `_ranked_gain_table`.
 
     Includes the empty plan (all indices 0, gain 0). Vectorised: since d is decreasing,
     an item's gain under a plan is the max over strategies of its per-strategy gain
@@ -141,17 +219,11 @@ def gain_table(candidates: Sequence[Candidate], acted: Mapping[str, float], spac
     items (in chunks of `chunk` items to bound memory). Only exact within the fetched
     depths (`known_mask`).
     """
+    if ranked(cfg, scores):
+        return _ranked_gain_table(candidates, acted, scores, space, cfg)
     strategies, lv = space.strategies, np.asarray(space.levels, dtype=np.float64)
     n, L = len(strategies), len(lv)
-    col = {s: k for k, s in enumerate(strategies)}
-    best: dict[str, np.ndarray] = {}  # item -> per-strategy rank (inf = not found)
-    for c in candidates:
-        if acted.get(c.item_id, 0.0) == 0.0:
-            continue  # unacted items and zero weights contribute nothing
-        ranks = best.setdefault(c.item_id, np.full(n, np.inf))
-        for s, h in c.hits.items():
-            if s in col:
-                ranks[col[s]] = min(ranks[col[s]], h.rank)
+    best = _ranks(candidates, strategies, acted)  # item -> per-strategy rank (inf = not found)
     items = list(best)
     table = np.zeros((L,) * n)
     if items:

@@ -6,9 +6,10 @@
    retrains online (`ltrr.bench.stream`).
 3. Frontier: the static cloud, full fan-out and RRF on the held-out queries; ltrr trained
    on the stream's logs (all of them, `rl.experience`) at budgets spread by `budget_shares`
-   between the cheapest static plan's cost and full fan-out's, each a price found by the
-   trainer's dual ascent, serving its greedy plan
-   (`ltrr.bench.frontier`).
+   between the cheapest static plan's cost and full fan-out's, each at the price the
+   trainer's search finds for it (`rl.warm_start`), serving its greedy plan; plans are
+   credited by where the workload's ranker puts the acted items (`learning.retrain.logged_scores`,
+   `rl.reward`) (`ltrr.bench.frontier`).
 4. Drift (on `drift_workloads`): a fresh stream per scenario with the change half-way;
    ltrr against the frontier's plans scored on the same users (`ltrr.bench.world`).
 """
@@ -24,6 +25,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
+from learning.retrain import logged_scores
 from ltrr.bench.frontier import Heldout, Point, best_within, dominated_by, pareto, static_plans
 from ltrr.bench.stream import StreamConfig, run_stream
 from ltrr.bench.workload import TOP, Workload, fan_out, measure_costs
@@ -67,7 +69,9 @@ def frontier(wl: Workload, svc, cost: CostModel, cfg: BenchConfig, work_dir: Pat
     rrf = held.evaluate("rrf", lambda q, t: {s: (TOP if s in ("lexical", "dense") else 0) for s in STRATEGIES}, cost,
                         fused=True)
     space = ActionSpace(list(STRATEGIES))
-    exp = experience(list(svc.records.values()), svc.events, space, cfg.reward, cost, DIM)
+    logged = list(svc.records.values())
+    exp = experience(logged, svc.events, space, cfg.reward, cost, DIM, scores=logged_scores(logged, wl.ranker,
+                                                                                           wl.catalog))
     features = {t: svc.featurizer.featurize(t, asyncio.run(svc.feedback.history(f"user-{n % cfg.stream.users}", t)))
                 for n, (_, t) in enumerate(held.queries)}
     points, rows = [], []

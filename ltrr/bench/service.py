@@ -100,7 +100,7 @@ class BenchService:
         """The service's retrain job on everything logged so far."""
         record = retrain_bandit(self.paths, self.args, list(STRATEGIES), list(self.records.values()), self.events,
                                 tolerance, _Promoter(self), ppo=self.ppo, version=f"bandit-{at:06d}",
-                                cost=self.world.cost)
+                                cost=self.world.cost, ranker=self.wl.ranker, catalog=self.wl.catalog)
         row = {"at": at, "version": record["version"], "promoted": record["promoted"],
                "trained_on": record["trained_on_requests"], "full_information": record["full_information_contexts"],
                "price_per_10ms": record["price_per_10ms"], "estimator": record["ope"]["estimator"],

@@ -6,8 +6,8 @@ exploration, and retrains every `retrain_every` requests on everything it logged
 `compare` plan is scored on the same request: its lists from the same world, ranked by the
 same ranker, shown to the same user (`World.clicks`, seeded by the request). A request's
 reward is `rl.reward.plan_reward` of what the system served, on what its user did, with
-the world's cost model at that moment: gain of the acted items found, minus the price of
-the plan's measured compute.
+the world's cost model at that moment: gain of the acted items at the positions the user
+saw them, minus the price of the plan's measured compute.
 
 Traffic: traffic-split queries with Zipf repeats; `pools` switches the query pool at a
 drift's change (`ltrr.bench.world`).
@@ -79,6 +79,11 @@ def _draws(pool: list[tuple[str, str]], n: int, zipf: float, rng: np.random.Gene
     return [pool[order[i]] for i in rng.choice(len(pool), size=n, p=weights / weights.sum())]
 
 
+def _by_order(order: list[str]) -> dict[str, float]:
+    """Scores that reproduce a shown order (`rl.reward`'s ranked positions)."""
+    return {i: -float(k) for k, i in enumerate(order)}
+
+
 def run_stream(wl: Workload, world: World, cfg: StreamConfig, reward: RewardConfig, work_dir: Path,
                compare: dict[str, dict[str, int]] | None = None, requests: int | None = None,
                progress: bool = True) -> StreamResult:
@@ -113,13 +118,14 @@ def run_stream(wl: Workload, world: World, cfg: StreamConfig, reward: RewardConf
                                                         type=e.type, position=e.position, ts=T0 + 3.0 * t + 1)
                                             for j, e in enumerate(events)]))
         called = {s: b for s, b in res.plan.budgets.items() if s not in res.failed}
-        rewards["ltrr"][t] = plan_reward(res.candidates, acted(events), called, world.cost, reward)
+        rewards["ltrr"][t] = plan_reward(res.candidates, acted(events), called, world.cost, reward, _by_order(shown))
         budgets.append(res.plan.budgets)
         for name, plan in compare.items():
             cands = world.lists(text, plan)
-            order = ranked(wl, text, cands)[0][:10] if cands else []
+            order = ranked(wl, text, cands)[0] if cands else []
             live = {s: b for s, b in plan.items() if s not in world.down()}
-            rewards[name][t] = plan_reward(cands, acted(world.clicks(t, order, qrels)), live, world.cost, reward)
+            rewards[name][t] = plan_reward(cands, acted(world.clicks(t, order[:10], qrels)), live, world.cost, reward,
+                                           _by_order(order))
         world.learn(text, events)
         if (t + 1) % cfg.retrain_every == 0 and t + 1 < n:
             row = svc.retrain(t + 1)

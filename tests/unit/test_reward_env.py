@@ -108,6 +108,40 @@ def test_gain_table_matches_brute_force_six_strategies(negative):
         assert t[idx] == pytest.approx(plan_gain(cands, acted, b, CFG), abs=1e-9)
 
 
+@pytest.mark.parametrize("negative", [False, True])
+def test_ranked_gain_table_matches_brute_force_six_strategies(negative):
+    """With the ranker's scores, every plan's gain discounts an acted item by its position in the
+    plan's ranked union (cut at the page): the table equals plan_gain plan by plan."""
+    strategies = ["lexical", "dense", "memory", "popularity", "structured", "explore"]
+    space = ActionSpace(strategies)
+    rng = np.random.default_rng(4)
+    cands = [Candidate(f"i{k}", {s: Hit(int(rng.integers(1, 120)), 0.0) for s in strategies if rng.random() < .4})
+             for k in range(60)]
+    cands = [c for c in cands if c.hits]
+    scores = {c.item_id: float(rng.integers(0, 20)) for c in cands}  # ties: broken by item id
+    acted = {c.item_id: float(rng.choice([1.0, 2.0, -0.5 if negative else 3.0])) for c in cands[::4]}
+    cfg = CFG.model_copy(update={"page": 5})
+    t = gain_table(cands, acted, space, cfg, scores=scores)
+    assert t.any()
+    for idx in [tuple(int(i) for i in rng.integers(0, 5, size=6)) for _ in range(300)]:
+        b = {s: space.levels[i] for s, i in zip(strategies, idx)}
+        assert t[idx] == pytest.approx(plan_gain(cands, acted, b, cfg, scores), abs=1e-9)
+
+
+def test_ranked_gain_by_hand():
+    """c scores above b above a: the full plan shows c, b, a; lexical at 10 shows a alone."""
+    scores = {"a": 0.1, "b": 0.5, "c": 0.9}
+    full = {"lexical": 100, "dense": 50}
+    assert plan_gain(CANDS, ACTED, full, CFG, scores) == pytest.approx(1 / math.log2(3) + 2 / math.log2(4))
+    assert plan_gain(CANDS, ACTED, {"lexical": 10, "dense": 0}, CFG, scores) == pytest.approx(2.0)
+    # a page of two: a, third, is not seen; the retrieval-rank definition ignores the scores
+    assert plan_gain(CANDS, ACTED, full, CFG.model_copy(update={"page": 2}), scores) == pytest.approx(1 / math.log2(3))
+    retrieved = CFG.model_copy(update={"position": "retrieved"})
+    assert plan_gain(CANDS, ACTED, full, retrieved, scores) == plan_gain(CANDS, ACTED, full, CFG)
+    t = gain_table(CANDS, ACTED, TWO, CFG, scores=scores)
+    assert t[TWO.levels.index(100), TWO.levels.index(50)] == pytest.approx(1 / math.log2(3) + 1.0)
+
+
 def record(rid: str, budgets: dict[str, int], cands: list[Candidate], fetched: dict[str, int] | None = None,
            shadow: bool = False, features: list[float] | None = None) -> RequestRecord:
     return RequestRecord(request_id=rid, ts=0.0, query="q", features=features or [0.0],
@@ -136,6 +170,9 @@ def test_sub_plan_credit_from_a_served_plan_is_exact():
     assert known.sum() == 3 * 2  # lexical in {0,10,25} x dense in {0,10}
     assert np.allclose(partial[known], exact[known])
     assert not np.allclose(partial[~known], exact[~known])  # beyond the served plan the log cannot know
+    scores = {c.item_id: float(k % 7) for k, c in enumerate(full)}  # the ranker's order of the full fetch
+    ranked_exact = gain_table(full, acted, TWO, CFG, scores=scores)
+    assert np.allclose(gain_table(served, acted, TWO, CFG, scores=scores)[known], ranked_exact[known])
     shadow = record("r2", served_budgets, full, fetched={"lexical": 100, "dense": 100}, shadow=True)
     assert known_mask(shadow.depth, returned_counts(full), TWO).all()
     assert {c.item_id for c in shadow.served()} == {c.item_id for c in served}
