@@ -7,7 +7,8 @@ request, so the policy's warm start learns from every request (`rl.experience`),
 is the direct part of the doubly robust estimate (`rl.promotion`).
 
 Model: multi-output ridge regression from standardised features (plus a bias) to the
-flattened gain table, W = (X'X + alpha I)^-1 X'Y, one solve for all plans. `complete`
+flattened gain table, W = (X'X + alpha I)^-1 X'Y, one solve for all plans; a context's
+features are clipped to the range seen in training before they are standardised. `complete`
 keeps a request's exact entries and shifts the prediction of the rest by the mean
 residual on the known entries: a request whose known plans did better than predicted is
 assumed to do correspondingly better on the others (a per-context offset, as in DR).
@@ -28,7 +29,7 @@ class RewardModel:
         self.alpha, self.min_full = alpha, min_full
         self.mean: np.ndarray | None = None  # per-plan fallback (flattened)
         self.w: np.ndarray | None = None
-        self.mu = self.sd = None
+        self.mu = self.sd = self.lo = self.hi = None
         self.shape: tuple[int, ...] = ()
         self.n_full = 0
 
@@ -45,6 +46,7 @@ class RewardModel:
         self.n_full = int(full.sum())
         if self.n_full >= self.min_full:
             X = np.stack([np.asarray(f, dtype=np.float64).ravel() for f in features])[full]
+            self.lo, self.hi = X.min(0), X.max(0)
             self.mu, self.sd = X.mean(0), X.std(0) + 1e-6
             Z = np.hstack([(X - self.mu) / self.sd, np.ones((len(X), 1))])
             reg = self.alpha * np.eye(Z.shape[1])
@@ -58,7 +60,7 @@ class RewardModel:
             raise RuntimeError("fit the reward model first")
         if self.w is None:
             return self.mean.reshape(self.shape).copy()
-        z = np.append((np.asarray(features, dtype=np.float64).ravel() - self.mu) / self.sd, 1.0)
+        z = np.append((self._clip(np.asarray(features, dtype=np.float64).ravel()) - self.mu) / self.sd, 1.0)
         return (z @ self.w).reshape(self.shape)
 
     def predict_many(self, features: np.ndarray) -> np.ndarray:
@@ -68,8 +70,14 @@ class RewardModel:
         X = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
         if self.w is None:
             return np.broadcast_to(self.mean, (len(X), self.mean.size)).copy()
-        Z = np.hstack([(X - self.mu) / self.sd, np.ones((len(X), 1))])
+        Z = np.hstack([(self._clip(X) - self.mu) / self.sd, np.ones((len(X), 1))])
         return Z @ self.w
+
+    def _clip(self, X: np.ndarray) -> np.ndarray:
+        """Features clipped to the range seen in training: a feature nearly constant there (the
+        hour of day of a short log) has a tiny spread, and a new value would be read as many
+        standard deviations away, moving every prediction far outside anything observed."""
+        return np.clip(X, self.lo, self.hi)
 
     def complete(self, features: np.ndarray, table: np.ndarray, known: np.ndarray) -> np.ndarray:
         """`table` where `known`, else the prediction shifted by the mean known residual."""

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from learning.retrain import logged_scores
 from ltrr.bench.frontier import Heldout, Point, best_within, dominated_by, pareto, static_plans
-from ltrr.bench.stream import StreamConfig, run_stream
+from ltrr.bench.stream import T0, StreamConfig, run_stream
 from ltrr.bench.workload import TOP, Workload, fan_out, measure_costs
 from ltrr.bench.world import SCENARIOS, Drift, World
 from retrievers import STRATEGIES
@@ -72,8 +72,11 @@ def frontier(wl: Workload, svc, cost: CostModel, cfg: BenchConfig, work_dir: Pat
     logged = list(svc.records.values())
     exp = experience(logged, svc.events, space, cfg.reward, cost, DIM, scores=logged_scores(logged, wl.ranker,
                                                                                            wl.catalog))
-    features = {t: svc.featurizer.featurize(t, asyncio.run(svc.feedback.history(f"user-{n % cfg.stream.users}", t)))
-                for n, (_, t) in enumerate(held.queries)}
+    # asked right after the stream (its clock: T0 + 3 s per request), not at the bench's wall-clock
+    # time: the time-of-day features would otherwise lie outside everything the policy was trained on
+    after = T0 + 3.0 * cfg.stream.requests
+    features = {t: svc.featurizer.featurize(t, asyncio.run(svc.feedback.history(f"user-{n % cfg.stream.users}", t)),
+                                            after) for n, (_, t) in enumerate(held.queries)}
     points, rows = [], []
     cheapest = min(float(s.cost_ms.mean()) for s in statics)
     for share in cfg.budget_shares:

@@ -52,3 +52,20 @@ def test_the_gain_model_predicts_tables_that_follow_the_features():
     blind = PlanSearch.fit(np.zeros((200, 2)), tables, costs)
     best_fixed = int(np.argmax(tables[:, 1:].mean(axis=0))) + 1
     assert (blind.greedy(0.01) == best_fixed).all()
+
+
+def test_features_outside_the_training_range_are_clipped_to_it():
+    """A feature that barely varied in training (the hour of day of a short log) must not move
+    predictions beyond what the training range gives: a value far outside predicts as the
+    nearest edge."""
+    from rl.reward_model import RewardModel
+
+    rng = np.random.default_rng(1)
+    x = np.column_stack([rng.integers(0, 2, 100), 0.5 + rng.normal(0, 1e-3, 100)])  # kind, near-constant hour
+    tables = np.column_stack([np.zeros(100), x[:, 0], 1 - x[:, 0]]) + rng.normal(0, 0.01, (100, 3))
+    m = RewardModel(alpha=1.0, min_full=2).fit(list(x), list(tables), [np.ones(3, bool)] * 100)
+    edge = np.array([1.0, x[:, 1].max()])
+    far = np.array([1.0, -0.9])  # another hour: hundreds of training spreads away
+    assert np.allclose(m.predict(far), m.predict(np.array([1.0, x[:, 1].min()])))
+    assert np.allclose(m.predict_many(np.stack([edge, far])), np.stack([m.predict(edge), m.predict(far)]))
+    assert abs(m.predict(far)[1] - 1.0) < 0.1  # still the kind's table, not an extrapolation
