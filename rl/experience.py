@@ -36,6 +36,7 @@ from core.records import EventRecord, RequestRecord
 from core.text import normalize
 from rl.cost import CostModel
 from rl.env import LoggedContext
+from rl.features import DIM, FEATURE_NAMES, REGIME_FEATURE
 from rl.policy import ActionSpace
 from rl.promotion import LoggedDecision
 from rl.reward import RewardConfig, acted_items, gain_table, known_mask, plan_reward, returned_counts, reward_table
@@ -90,7 +91,8 @@ def experience(requests: Sequence[RequestRecord], events: Mapping[str, Sequence[
         rows.append((r, own, returned, gains, known))
     if not rows:
         raise ValueError(f"no usable logged requests (of {len(requests)}) to learn from")
-    model = model or RewardModel().fit([np.asarray(r.features) for r, *_ in rows], [g for *_, g, _ in rows],
+    split = FEATURE_NAMES.index(REGIME_FEATURE) if dim == DIM else None
+    model = model or RewardModel(split=split).fit([np.asarray(r.features) for r, *_ in rows], [g for *_, g, _ in rows],
                               [k for *_, k in rows])
     contexts, decisions, shares = [], [], []
     for r, own, returned, gains, known in rows:

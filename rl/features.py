@@ -116,6 +116,8 @@ def _names() -> list[str]:
 
 FEATURE_NAMES: list[str] = _names()
 DIM = len(FEATURE_NAMES)
+#: The regime switch of the gain models (`rl.reward_model` split): users acted on this query before
+REGIME_FEATURE = "query_acted_before"
 
 
 def guess_language(words: list[str]) -> str:

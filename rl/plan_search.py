@@ -41,12 +41,14 @@ class PlanSearch:
     costs: np.ndarray
 
     @classmethod
-    def fit(cls, features: np.ndarray, gains: np.ndarray, costs: np.ndarray, alpha: float = ALPHA) -> PlanSearch:
+    def fit(cls, features: np.ndarray, gains: np.ndarray, costs: np.ndarray, alpha: float = ALPHA,
+            split: int | None = None) -> PlanSearch:
         """Fit the gain model on (features (N, d), gain tables (N, ...)) and predict every context's table.
-        `costs` (N, ...) are the contexts' plan costs in ms, masked as their tables are."""
+        `costs` (N, ...) are the contexts' plan costs in ms, masked as their tables are; `split`: the
+        index of the binary feature to fit one model per side of (`rl.reward_model`)."""
         n = len(gains)
         tables = np.asarray(gains, dtype=np.float64).reshape(n, -1)
-        model = RewardModel(alpha=alpha, min_full=2).fit(list(features), list(tables),
+        model = RewardModel(alpha=alpha, min_full=2, split=split).fit(list(features), list(tables),
                                                          [np.ones(tables.shape[1], dtype=bool)] * n)
         return cls(model.predict_many(np.asarray(features)).astype(np.float32),
                    np.asarray(costs, dtype=np.float32).reshape(n, -1))

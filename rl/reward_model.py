@@ -14,6 +14,15 @@ residual on the known entries: a request whose known plans did better than predi
 assumed to do correspondingly better on the others (a per-context offset, as in DR).
 With too few full-information contexts to fit (fewer than `min_full`), the model is the
 per-plan mean over the contexts that know each plan.
+
+`split` (a binary feature's index): one model per side of it, when each side has
+`min_full` full-information contexts. `rl.experience` and the warm start split on
+`query_acted_before`: a query users acted on before is one the click-learned memory (and
+the click-fed popularity prior) answer, a new one is not, and a linear model over both
+carried the repeats' gains for deep memory and popularity plans into new queries' unknown
+plans (Cranfield, a 1,000-request stream: the direct method's greedy plans for held-out
+queries were popularity100 and explore100, nDCG@10 0.17 to 0.22 against 0.36 for
+lexical10+structured10).
 """
 from __future__ import annotations
 
@@ -25,8 +34,9 @@ import numpy as np
 class RewardModel:
     """Predict a context's gain table; complete a partly known one (see the module docstring)."""
 
-    def __init__(self, alpha: float = 10.0, min_full: int = 10):
-        self.alpha, self.min_full = alpha, min_full
+    def __init__(self, alpha: float = 10.0, min_full: int = 10, split: int | None = None):
+        self.alpha, self.min_full, self.split = alpha, min_full, split
+        self.parts: dict[bool, RewardModel] = {}  # one model per side of the split feature, when both can fit
         self.mean: np.ndarray | None = None  # per-plan fallback (flattened)
         self.w: np.ndarray | None = None
         self.mu = self.sd = self.lo = self.hi = None
@@ -38,6 +48,13 @@ class RewardModel:
         """Fit on contexts' gain tables with their known masks (the full ones drive the ridge)."""
         if not tables:
             raise ValueError("the reward model needs at least one logged context")
+        if self.split is not None:
+            side = np.array([float(np.ravel(f)[self.split]) > 0.5 for f in features])
+            full = np.array([np.asarray(k, dtype=bool).all() for k in known])
+            if min((full & side).sum(), (full & ~side).sum()) >= self.min_full:
+                self.parts = {v: RewardModel(self.alpha, self.min_full).fit(
+                    [f for f, s in zip(features, side) if s == v], [t for t, s in zip(tables, side) if s == v],
+                    [k for k, s in zip(known, side) if s == v]) for v in (False, True)}
         self.shape = tables[0].shape
         T = np.stack([np.asarray(t, dtype=np.float64).ravel() for t in tables])
         K = np.stack([np.asarray(k, dtype=bool).ravel() for k in known])
@@ -58,6 +75,8 @@ class RewardModel:
         """The predicted gain table of one context, shape like the fitted tables."""
         if self.mean is None:
             raise RuntimeError("fit the reward model first")
+        if self.parts:
+            return self.parts[float(np.ravel(features)[self.split]) > 0.5].predict(features)
         if self.w is None:
             return self.mean.reshape(self.shape).copy()
         z = np.append((self._clip(np.asarray(features, dtype=np.float64).ravel()) - self.mu) / self.sd, 1.0)
@@ -68,6 +87,13 @@ class RewardModel:
         if self.mean is None:
             raise RuntimeError("fit the reward model first")
         X = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
+        if self.parts:
+            side = X[:, self.split] > 0.5
+            out = np.empty((len(X), self.mean.size))
+            for v, part in self.parts.items():
+                if (side == v).any():
+                    out[side == v] = part.predict_many(X[side == v])
+            return out
         if self.w is None:
             return np.broadcast_to(self.mean, (len(X), self.mean.size)).copy()
         Z = np.hstack([(self._clip(X) - self.mu) / self.sd, np.ones((len(X), 1))])

@@ -50,6 +50,7 @@ from rl.artifact import META_FILE, MODULE_DIR
 from rl.bandit import quiet_ray_logs
 from rl.cost import CostModel
 from rl.env import LoggedContext, ReplayBanditEnv
+from rl.features import REGIME_FEATURE
 from rl.policy import LEVELS
 from rl.reward import RewardConfig
 from rl.warm_start import warm_start
@@ -162,7 +163,8 @@ def train_bandit(contexts: list[LoggedContext], strategies: list[str], out_dir: 
             t1 = time.perf_counter()
             register_env(ENV_NAME, _make_env)
             algo = _algo_config(session, ppo).build_algo()
-            warm, search = warm_start(algo, env, ppo) if ppo.warm_start_steps else ([], [])
+            split = feature_names.index(REGIME_FEATURE) if feature_names and REGIME_FEATURE in feature_names else None
+            warm, search = warm_start(algo, env, ppo, split) if ppo.warm_start_steps else ([], [])
             t2 = time.perf_counter()
             curve = _train_loop(algo, ppo.iterations, progress, version)
             t3 = time.perf_counter()

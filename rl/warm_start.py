@@ -49,8 +49,10 @@ if TYPE_CHECKING:
     from rl.train import PPOConfig
 
 
-def warm_start(algo: Any, env: ReplayBanditEnv, ppo: PPOConfig) -> tuple[list[float], list[dict[str, float]]]:
-    """The warm start (module docstring) on the learner's module; (expected-reward curve, price trace)."""
+def warm_start(algo: Any, env: ReplayBanditEnv, ppo: PPOConfig, split: int | None = None
+               ) -> tuple[list[float], list[dict[str, float]]]:
+    """The warm start (module docstring) on the learner's module; (expected-reward curve, price trace).
+    `split`: the feature index the direct method's gain model is split on (`rl.reward_model`)."""
     from ray.rllib.core import DEFAULT_MODULE_ID
 
     n, L = len(env.strategies), len(env.levels)
@@ -78,7 +80,7 @@ def warm_start(algo: Any, env: ReplayBanditEnv, ppo: PPOConfig) -> tuple[list[fl
             flat = flat * L + idx[:, k]
         return float(cost_t.view(len(idx), -1).gather(1, flat[:, None]).mean())
 
-    search = PlanSearch.fit(x.numpy(), np.stack([c.gains for c in env.contexts]), costs)
+    search = PlanSearch.fit(x.numpy(), np.stack([c.gains for c in env.contexts]), costs, split=split)
     for i, c in enumerate(env.contexts):
         if len(c.available) < n:  # a failed strategy: its levels all act as level 0
             search.gains[i] = env.mask(search.gains[i].reshape((L,) * n), c).ravel()

@@ -69,3 +69,25 @@ def test_features_outside_the_training_range_are_clipped_to_it():
     assert np.allclose(m.predict(far), m.predict(np.array([1.0, x[:, 1].min()])))
     assert np.allclose(m.predict_many(np.stack([edge, far])), np.stack([m.predict(edge), m.predict(far)]))
     assert abs(m.predict(far)[1] - 1.0) < 0.1  # still the kind's table, not an extrapolation
+
+
+def test_a_split_model_keeps_each_regime_to_its_own_table():
+    """Repeated queries (split feature 1) gain from plan 1 only when another feature is high,
+    new ones (0) always from plan 2: one linear model over both carries the repeats' slope into
+    new queries; one model per side of the split does not."""
+    from rl.reward_model import RewardModel
+
+    rng = np.random.default_rng(2)
+    seen = rng.integers(0, 2, 400).astype(float)
+    other = rng.random(400)
+    x = np.column_stack([seen, other])
+    tables = np.column_stack([np.zeros(400), seen * 3 * other, 1 - seen]) + rng.normal(0, 0.01, (400, 3))
+    known = [np.ones(3, bool)] * 400
+    split = RewardModel(alpha=1.0, min_full=5, split=0).fit(list(x), list(tables), known)
+    pooled = RewardModel(alpha=1.0, min_full=5).fit(list(x), list(tables), known)
+    new_high = np.array([0.0, 0.95])
+    assert split.parts and np.allclose(split.predict(new_high), [0.0, 0.0, 1.0], atol=0.05)
+    assert abs(pooled.predict(new_high)[1]) > 0.3  # the repeats' slope leaks into new queries
+    assert np.allclose(split.predict_many(x[:5]), np.stack([split.predict(v) for v in x[:5]]))
+    s = PlanSearch.fit(x, tables, np.tile([0.0, 1.0, 1.0], (400, 1)), split=0)
+    assert (s.greedy(0.01)[seen == 0] == 2).all()
