@@ -101,7 +101,7 @@ def run(state: Path, action: str, what: str, tolerance: float | None = None,
         logs = paths.new_export().resolve()
         asyncio.run(RayFeedback.lookup(args.feedback_shards).export(logs))
         requests, events = retrain.read_logs(logs)
-        catalog = IndexHandle.open(Path(args.index_dir)).catalog() if what in ("ranker", "all") else {}
+        catalog = IndexHandle.open(Path(args.index_dir)).catalog()  # the ranker's features, and the bandit's credit
         result = {"logs": str(logs), **retrain.retrain(paths, what, requests, events, args.policy,
                                                         list(args.all_strategies), catalog, promoter, tolerance,
                                                         PPOConfig(iterations=ppo_iterations) if ppo_iterations

@@ -156,14 +156,31 @@ def retrain(paths: StatePaths, what: str, requests: list[RequestRecord], events:
     requests = sorted(requests, key=lambda r: r.ts)
     result: dict[str, Any] = {"requests": len(requests), "events": len(events)}
     if what in ("bandit", "all"):
-        from learning.ranker_gate import load_ranker
+        ranker, result["bandit_credit"] = _serving_ranker(paths, promoter) if catalog else (
+            None, "retrieval rank (no catalogue to featurize the logged candidates)")
         result["bandit"] = retrain_bandit(paths, policy_args, strategies, requests, by_request(events),
                                           0.02 if tolerance is None else tolerance, promoter, ppo=ppo,
-                                          ranker=load_ranker(paths.ranker_models, promoter.current("ranker")),
-                                          catalog=catalog)
+                                          ranker=ranker, catalog=catalog)
     if what in ("ranker", "all"):
         result["ranker"] = retrain_ranker(paths, catalog, requests, events, promoter, tolerance or 0.0)
     return result
+
+
+def _serving_ranker(paths: StatePaths, promoter: Promoter) -> tuple[Ranker | None, str]:
+    """The serving ranker, to credit the bandit's plans by ranked position, and how plans are
+    credited. A ranker that cannot be loaded (its artifact gone or stale, the service not
+    answering) must not stop the bandit's retrain: plans are then credited by retrieval rank,
+    and the result says why."""
+    from learning.ranker_gate import load_ranker
+    from ranking.model import latest_version
+
+    try:
+        version = promoter.current("ranker")
+        if version in ("", "latest"):
+            version = latest_version(paths.ranker_models) or "fallback"
+        return load_ranker(paths.ranker_models, version), f"ranked by the serving ranker {version}"
+    except Exception as exc:  # any failure to find the ranker falls back to the retrieval-rank credit
+        return None, f"retrieval rank (the serving ranker could not be loaded: {exc})"
 
 
 def rollback(paths: StatePaths, kind: ModelKind, promoter: Promoter) -> dict[str, Any]:

@@ -55,7 +55,8 @@ class PlanSearch:
 
     def greedy(self, price_per_10ms: float) -> np.ndarray:
         """Per context, the flat index of the non-empty plan with the highest predicted gain minus
-        price x cost / 10 ms (ties: the first in grid order, i.e. the cheaper levels)."""
+        price x cost / 10 ms (ties: the first in grid order). A plan whose predicted gain is -inf
+        (one a context cannot realise: the warm start sets them) is never chosen."""
         value = self.gains - np.float32(price_per_10ms / 10.0) * self.costs
         value[:, 0] = -np.inf  # the empty plan is never served
         return value.argmax(axis=1)

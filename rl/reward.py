@@ -28,7 +28,9 @@ which is what the user of that plan sees: a relevant item found at rank 60 of on
 put first by the ranker is worth a top click, and a plan whose extra candidates push the
 acted items off the page loses them. The scores are those of the whole logged fetch (one
 ranker call per request); under a sub-plan the order is that order restricted to the
-sub-plan's union, exact when the ranker's scores do not depend on the plan. Without scores
+sub-plan's union, exact when the ranker's scores do not depend on the plan. This project's
+ranker's do, partly (which strategies found an item, its RRF sum, scores relative to the
+list): for a sub-plan of the fetch the order is then an approximation. Without scores
 (no ranker), `d(best_rank(i))` as above.
 
 `w_i` is the largest event weight among the item's feedback events (`acted_items`), so

@@ -55,6 +55,9 @@ class RewardModel:
                 self.parts = {v: RewardModel(self.alpha, self.min_full).fit(
                     [f for f, s in zip(features, side) if s == v], [t for t, s in zip(tables, side) if s == v],
                     [k for k, s in zip(known, side) if s == v]) for v in (False, True)}
+                self.shape, self.mean = self.parts[False].shape, self.parts[False].mean  # (no pooled fit)
+                self.n_full = sum(m.n_full for m in self.parts.values())
+                return self
         self.shape = tables[0].shape
         T = np.stack([np.asarray(t, dtype=np.float64).ravel() for t in tables])
         K = np.stack([np.asarray(k, dtype=bool).ravel() for k in known])

@@ -82,14 +82,17 @@ def warm_start(algo: Any, env: ReplayBanditEnv, ppo: PPOConfig, split: int | Non
 
     search = PlanSearch.fit(x.numpy(), np.stack([c.gains for c in env.contexts]), costs, split=split)
     for i, c in enumerate(env.contexts):
-        if len(c.available) < n:  # a failed strategy: its levels all act as level 0
-            search.gains[i] = env.mask(search.gains[i].reshape((L,) * n), c).ravel()
+        if len(c.available) < n:  # a failed strategy: only plans that leave it at level 0 can be served
+            reach = np.zeros((L,) * n, dtype=bool)
+            reach[tuple(slice(None) if s in c.available else slice(0, 1) for s in env.strategies)] = True
+            search.gains[i][~reach.ravel()] = -np.inf
     if budget is not None:
         state["price"], trace = search.price_for_budget(budget)
     plans = search.greedy(state["price"])
     targets = torch.from_numpy(np.stack(np.unravel_index(plans, (L,) * n), axis=1).astype(np.int64))
     trace.append({"price_per_10ms": state["price"], "greedy_cost_ms": search.mean_cost(plans),
                   "plans_in_use": len(np.unique(plans))})
+    del search  # two (N, plans) tables: not needed during the ascent
 
     def fit(learner: Any) -> list[float]:
         module = learner.module[DEFAULT_MODULE_ID]

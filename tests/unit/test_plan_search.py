@@ -91,3 +91,39 @@ def test_a_split_model_keeps_each_regime_to_its_own_table():
     assert np.allclose(split.predict_many(x[:5]), np.stack([split.predict(v) for v in x[:5]]))
     s = PlanSearch.fit(x, tables, np.tile([0.0, 1.0, 1.0], (400, 1)), split=0)
     assert (s.greedy(0.01)[seen == 0] == 2).all()
+
+
+def test_plans_a_context_cannot_realise_are_never_chosen():
+    """With a strategy down, the warm start sets the plans that call it to -inf: even at the highest
+    price, where every plan loses, greedy picks a realisable non-empty plan, never a free one
+    that only calls the failed strategy."""
+    gains = np.array([[0.0, -np.inf, 0.5]], dtype=np.float32)  # plan 1 calls the failed strategy
+    costs = np.array([[0.0, 0.0, 30.0]], dtype=np.float32)  # masked: calling a failed strategy costs nothing
+    s = PlanSearch(gains, costs)
+    assert s.greedy(100.0).tolist() == [2] and s.greedy(1e-4).tolist() == [2]
+
+
+def test_the_retrain_credits_by_retrieval_rank_when_the_serving_ranker_cannot_be_loaded(tmp_path):
+    """A ranker that cannot be found must not stop the bandit's retrain: it falls back and says why."""
+    from core.paths import StatePaths
+    from learning.retrain import _serving_ranker
+
+    class Gone:
+        def current(self, kind):
+            return "ranker-that-was-deleted"
+
+    class Down:
+        def current(self, kind):
+            raise ConnectionError("healthz did not answer")
+
+    paths = StatePaths(tmp_path)
+    for promoter, why in ((Gone(), "ranker-that-was-deleted"), (Down(), "healthz did not answer")):
+        ranker, credit = _serving_ranker(paths, promoter)
+        assert ranker is None and credit.startswith("retrieval rank") and why in credit
+
+    class Fallback:
+        def current(self, kind):
+            return "fallback"
+
+    ranker, credit = _serving_ranker(paths, Fallback())
+    assert ranker is not None and credit == "ranked by the serving ranker fallback"
