@@ -93,6 +93,12 @@ class Candidate:
         return Candidate(self.item_id, hits) if hits else None
 
 
+def best_first(pairs: Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
+    """(item_id, score) pairs best first, ties by item id: the one ranked order that serving,
+    ranker training and the bandit's ranked credit (`rl.reward`) share."""
+    return sorted(pairs, key=lambda p: (-p[1], p[0]))
+
+
 def within(candidates: Iterable[Candidate], budgets: Mapping[str, int]) -> list[Candidate]:
     """The candidates a plan with `budgets` would have retrieved from a larger logged fetch,
     each with only that plan's hits. Exact because every hit keeps its strategy and rank

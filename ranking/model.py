@@ -27,7 +27,7 @@ import xgboost as xgb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.model import Item
-from core.records import Candidate
+from core.records import Candidate, best_first
 from ranking.features import FEATURE_NAMES, RRF_COL, featurize
 
 MODEL_FILE = "model.json"
@@ -222,9 +222,7 @@ def load_latest(models_root: Path) -> RankerModel | FallbackRanker:
 
 def by_score(cands: Sequence[Candidate], scores: np.ndarray) -> list[tuple[str, float]]:
     """(item_id, score) best first, ties by item id: the one ordering serving and training share."""
-    pairs = [(c.item_id, float(s)) for c, s in zip(cands, scores)]
-    pairs.sort(key=lambda p: (-p[1], p[0]))
-    return pairs
+    return best_first((c.item_id, float(s)) for c, s in zip(cands, scores))
 
 
 def rank(model: Ranker, query: str, cands: Sequence[Candidate],

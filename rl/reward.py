@@ -51,7 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.credit import event_shares
 from core.events import EVENT_WEIGHTS, EventType
-from core.records import Candidate, EventRecord, within
+from core.records import Candidate, EventRecord, best_first, within
 from rl.cost import CostModel
 from rl.policy import ActionSpace
 
@@ -136,8 +136,8 @@ def ranked(cfg: RewardConfig, scores: Mapping[str, float] | None) -> bool:
 
 
 def score_order(items: Sequence[str], scores: Mapping[str, float]) -> list[str]:
-    """`items` best first by score, ties by item id (`ranking.model.by_score`'s order); unscored last."""
-    return sorted(items, key=lambda i: (-scores.get(i, -np.inf), i))
+    """`items` best first by score (`core.records.best_first`); unscored last."""
+    return [i for i, _ in best_first((i, scores.get(i, -np.inf)) for i in items)]
 
 
 def plan_gain(candidates: Sequence[Candidate], acted: Mapping[str, float], budgets: Mapping[str, int],

@@ -93,33 +93,20 @@ def test_plan_reward_by_hand():
     assert plan_reward(CANDS, ACTED, {"lexical": 0, "dense": 0}, COST, CFG) == 0.0
 
 
+@pytest.mark.parametrize("ranked", [False, True])
 @pytest.mark.parametrize("negative", [False, True])
-def test_gain_table_matches_brute_force_six_strategies(negative):
+def test_gain_table_matches_brute_force_six_strategies(negative, ranked):
+    """The table equals plan_gain plan by plan: at retrieval rank, and with the ranker's scores,
+    where an acted item counts at its position in the plan's ranked union (cut at a page of 5;
+    integer scores, so ties are broken by item id)."""
     strategies = ["lexical", "dense", "memory", "popularity", "structured", "explore"]
     space = ActionSpace(strategies)
-    rng = np.random.default_rng(3)
+    rng = np.random.default_rng(4 if ranked else 3)
     cands = [Candidate(f"i{k}", {s: Hit(int(rng.integers(1, 120)), 0.0) for s in strategies if rng.random() < .4})
-             for k in range(40)]
+             for k in range(60 if ranked else 40)]
     cands = [c for c in cands if c.hits]
-    acted = {c.item_id: float(rng.choice([1.0, 2.0, -0.5 if negative else 3.0])) for c in cands[::3]}
-    t = gain_table(cands, acted, space, CFG)
-    for idx in [tuple(int(i) for i in rng.integers(0, 5, size=6)) for _ in range(200)]:
-        b = {s: space.levels[i] for s, i in zip(strategies, idx)}
-        assert t[idx] == pytest.approx(plan_gain(cands, acted, b, CFG), abs=1e-9)
-
-
-@pytest.mark.parametrize("negative", [False, True])
-def test_ranked_gain_table_matches_brute_force_six_strategies(negative):
-    """With the ranker's scores, every plan's gain discounts an acted item by its position in the
-    plan's ranked union (cut at the page): the table equals plan_gain plan by plan."""
-    strategies = ["lexical", "dense", "memory", "popularity", "structured", "explore"]
-    space = ActionSpace(strategies)
-    rng = np.random.default_rng(4)
-    cands = [Candidate(f"i{k}", {s: Hit(int(rng.integers(1, 120)), 0.0) for s in strategies if rng.random() < .4})
-             for k in range(60)]
-    cands = [c for c in cands if c.hits]
-    scores = {c.item_id: float(rng.integers(0, 20)) for c in cands}  # ties: broken by item id
-    acted = {c.item_id: float(rng.choice([1.0, 2.0, -0.5 if negative else 3.0])) for c in cands[::4]}
+    scores = {c.item_id: float(rng.integers(0, 20)) for c in cands} if ranked else None
+    acted = {c.item_id: float(rng.choice([1.0, 2.0, -0.5 if negative else 3.0])) for c in cands[::4 if ranked else 3]}
     cfg = CFG.model_copy(update={"page": 5})
     t = gain_table(cands, acted, space, cfg, scores=scores)
     assert t.any()
