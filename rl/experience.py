@@ -92,8 +92,8 @@ def experience(requests: Sequence[RequestRecord], events: Mapping[str, Sequence[
     if not rows:
         raise ValueError(f"no usable logged requests (of {len(requests)}) to learn from")
     split = FEATURE_NAMES.index(REGIME_FEATURE) if dim == DIM else None
-    model = model or RewardModel(split=split).fit([np.asarray(r.features) for r, *_ in rows], [g for *_, g, _ in rows],
-                              [k for *_, k in rows])
+    model = model or RewardModel(split=split, costs=cost.table(space).ravel()).fit(
+        [np.asarray(r.features) for r, *_ in rows], [g for *_, g, _ in rows], [k for *_, k in rows])
     contexts, decisions, shares = [], [], []
     for r, own, returned, gains, known in rows:
         x = np.asarray(r.features, dtype=np.float32)

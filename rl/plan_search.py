@@ -2,7 +2,8 @@
 
 What: a ridge regression of every training context's reward-table gains on its features
 (`rl.reward_model.RewardModel`, fitted on the completed tables of all contexts, so the
-served requests' exact sub-plan gains count as much as the shadow requests' tables) predicts
+served requests' exact sub-plan gains count as much as the shadow requests' tables; its
+strength chosen by the value of its greedy plans on the most recent contexts) predicts
 each context's gain for every plan; `greedy` is, per context, the non-empty plan with the
 highest predicted gain minus the price of its cost; `price_for_budget` is the lowest price
 whose greedy plans cost at most the budget on average.
@@ -23,14 +24,14 @@ found, and PPO fine-tunes at it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from rl.reward_model import RewardModel
 
 PRICE_RANGE = (1e-4, 100.0)  # reward per 10 ms searched by price_for_budget
-ALPHA = 10.0  # ridge strength of the gain model (standardised features)
+ALPHA: float | None = None  # ridge strength of the gain model: None = chosen on the recent contexts (`rl.reward_model`)
 
 
 @dataclass
@@ -39,19 +40,20 @@ class PlanSearch:
 
     gains: np.ndarray
     costs: np.ndarray
+    alphas: dict[str, float | None] = field(default_factory=dict)  # the gain model's ridge strength(s)
 
     @classmethod
-    def fit(cls, features: np.ndarray, gains: np.ndarray, costs: np.ndarray, alpha: float = ALPHA,
+    def fit(cls, features: np.ndarray, gains: np.ndarray, costs: np.ndarray, alpha: float | None = ALPHA,
             split: int | None = None) -> PlanSearch:
         """Fit the gain model on (features (N, d), gain tables (N, ...)) and predict every context's table.
         `costs` (N, ...) are the contexts' plan costs in ms, masked as their tables are; `split`: the
         index of the binary feature to fit one model per side of (`rl.reward_model`)."""
         n = len(gains)
         tables = np.asarray(gains, dtype=np.float64).reshape(n, -1)
-        model = RewardModel(alpha=alpha, min_full=2, split=split).fit(list(features), list(tables),
-                                                         [np.ones(tables.shape[1], dtype=bool)] * n)
+        model = RewardModel(alpha=alpha, min_full=2, split=split, costs=np.asarray(costs).reshape(n, -1))
+        model.fit(list(features), list(tables), [np.ones(tables.shape[1], dtype=bool)] * n)
         return cls(model.predict_many(np.asarray(features)).astype(np.float32),
-                   np.asarray(costs, dtype=np.float32).reshape(n, -1))
+                   np.asarray(costs, dtype=np.float32).reshape(n, -1), model.alphas)
 
     def greedy(self, price_per_10ms: float) -> np.ndarray:
         """Per context, the flat index of the non-empty plan with the highest predicted gain minus

@@ -91,7 +91,7 @@ def warm_start(algo: Any, env: ReplayBanditEnv, ppo: PPOConfig, split: int | Non
     plans = search.greedy(state["price"])
     targets = torch.from_numpy(np.stack(np.unravel_index(plans, (L,) * n), axis=1).astype(np.int64))
     trace.append({"price_per_10ms": state["price"], "greedy_cost_ms": search.mean_cost(plans),
-                  "plans_in_use": len(np.unique(plans))})
+                  "plans_in_use": len(np.unique(plans)), "gain_model_alpha": search.alphas})
     del search  # two (N, plans) tables: not needed during the ascent
 
     def fit(learner: Any) -> list[float]:
