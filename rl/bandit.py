@@ -88,7 +88,7 @@ class BanditPolicy:
         """Load `artifact_dir/meta.json` and the RLModule in `artifact_dir/module` (inference only)."""
         from ray.rllib.core.rl_module.rl_module import RLModule
 
-        artifact_dir = Path(artifact_dir)
+        artifact_dir = Path(artifact_dir).resolve()  # RLlib reads paths as URIs: a relative one has no scheme
         meta = json.loads((artifact_dir / META_FILE).read_text())
         torch.set_num_threads(1)
         with quiet_ray_logs():  # from_checkpoint logs a deprecation notice about RLlib's own ctor

@@ -215,7 +215,7 @@ def _write_artifact(algo: Any, target: Path, meta: dict[str, Any]) -> None:
 
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.staging-") as tmp:
-        staging = Path(tmp) / target.name
+        staging = Path(tmp).resolve() / target.name  # RLlib reads paths as URIs: a relative one has no scheme
         staging.mkdir()
         # The learner's module (not the env runner's inference-only copy): the freshest weights.
         algo.learner_group.foreach_learner(

@@ -99,7 +99,7 @@ def level_index(budgets: dict[str, int]) -> tuple[int, ...]:
     return tuple(LEVELS.index(budgets[s]) for s in STRATS)
 
 
-def test_artifact_layout_and_meta(trained):
+def test_artifact_layout_and_meta(trained, monkeypatch):
     art, seconds = trained
     print(f"\nPPO training wall time (480 contexts, {PPO.iterations} iterations): {seconds:.1f} s; "
           f"phases {art.meta['seconds']}")
@@ -115,6 +115,10 @@ def test_artifact_layout_and_meta(trained):
     with pytest.raises(FileExistsError):
         train_bandit(synthetic(np.random.default_rng(1), 5), STRATS, art.path.parent, "synthetic-v1", reward=CFG,
                      cost=COST)
+    # a relative path (`ltrr bench` with its default state dir "state"): RLlib's loader takes
+    # paths as URIs and rejected a relative one ("URI has empty scheme")
+    monkeypatch.chdir(art.path.parent)
+    assert BanditPolicy.load(Path(art.path.name), epsilon=0.0).meta["version"] == "synthetic-v1"
 
 
 def test_trained_policy_beats_uniform_and_best_fixed_plan(trained, held_out):
