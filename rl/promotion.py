@@ -22,7 +22,11 @@ of traffic chosen independently of the context, so this is an unbiased estimate 
 policy's value with no importance weights at all; its CI comes from the spread over
 contexts. With 15,624 plans, importance weights against a near-deterministic serving
 policy are so extreme that IPS-style intervals rarely decide anything; the gate
-therefore decides on `shadow` when there are shadow logs, and reports all four.
+therefore decides on `shadow` when there are at least `MIN_SHADOW` shadow logs, and
+reports all four. Below that it decides on `dr`: a paired interval over three shadow
+contexts is no evidence (the quick bench's query-mix drift, 2026-12-07: three contexts
+promoted a policy whose reward then fell from about 1.9 to 0.9 per request, below every
+fixed plan, for the rest of the stream).
 
 Held out, so the estimate is not in-sample: a policy fitted to some contexts always looks
 good on those same contexts. The caller (`learning.retrain`) trains the candidate on the
@@ -40,6 +44,7 @@ from rl.ope import Z95, Estimate, compare, doubly_robust, ips, snips
 from rl.policy import ActionSpace, Policy, PolicyContext
 
 HOLDOUT = 0.25  # share of the newest logged requests kept out of training for the gate
+MIN_SHADOW = 20  # shadow contexts the gate needs to decide on the exact `shadow` estimate
 
 
 @dataclass
@@ -104,13 +109,14 @@ def _row(e: Estimate) -> dict[str, float]:
 def gate(candidate: Policy, serving: Policy, logs: Sequence[LoggedDecision], space: ActionSpace, q: np.ndarray,
          tolerance: float = 0.02, estimator: str | None = None) -> dict[str, Any]:
     """Estimate both policies on the same logs; promote if the candidate is not worse by
-    `estimator` (default: `shadow` if available, else `dr`): the lower bound of the paired
+    `estimator` (default: `shadow` with at least MIN_SHADOW shadow logs, else `dr`): the lower bound of the paired
     95% CI of (candidate - serving) is above -tolerance (`rl.ope.compare`). Returns a
     JSON-able record of the decision."""
     cand = estimate(candidate, logs, space, q)
     serv = estimate(serving, logs, space, q)
-    estimator = estimator or ("shadow" if "shadow" in cand and "shadow" in serv else "dr")
+    exact = cand["shadow"].n if "shadow" in cand and "shadow" in serv else 0
+    estimator = estimator or ("shadow" if exact >= MIN_SHADOW else "dr")
     verdict = compare(cand[estimator], serv[estimator], tolerance)
-    return {"promote": bool(verdict["not_worse"]), "estimator": estimator, "n_logs": len(logs),
+    return {"promote": bool(verdict["not_worse"]), "estimator": estimator, "n_logs": len(logs), "shadow_logs": exact,
             "candidate": {k: _row(v) for k, v in cand.items()}, "serving": {k: _row(v) for k, v in serv.items()},
             "comparison": {k: (round(v, 5) if isinstance(v, float) else v) for k, v in verdict.items()}}
