@@ -41,12 +41,13 @@ RECENT = 0.3  # share of the full-information contexts (the most recent) that a 
 MIN_VALIDATE = 3  # fewer recent contexts than this: no validation, the strongest shrinkage
 
 
-def _ridge(Z: np.ndarray, Y: np.ndarray) -> Callable[[np.ndarray, float], np.ndarray]:
-    """Ridge of Y on standardised Z with an unshrunk bias, for any strength (one SVD)."""
+def _ridge(Z: np.ndarray, Y: np.ndarray) -> Callable[[float], np.ndarray]:
+    """Ridge of Y on standardised Z with an unshrunk bias, for any strength (one SVD): strength ->
+    weights (d + 1, outputs), the bias last, applied as [z, 1] @ w."""
     U, sv, Vt = np.linalg.svd(Z, full_matrices=False)
     mean = Y.mean(0)
     UtY = U.T @ (Y - mean)
-    return lambda Zq, a: Zq @ (Vt.T @ ((sv / (sv ** 2 + a))[:, None] * UtY)) + mean
+    return lambda a: np.vstack([Vt.T @ ((sv / (sv ** 2 + a))[:, None] * UtY), mean])
 
 
 def forward_alpha(Z: np.ndarray, Y: np.ndarray, costs: np.ndarray | None = None
@@ -71,14 +72,14 @@ def forward_alpha(Z: np.ndarray, Y: np.ndarray, costs: np.ndarray | None = None
     cut = round(n * (1.0 - RECENT))
     if n - cut < MIN_VALIDATE or cut < 2:
         return ALPHAS[-1], {}
-    predict = _ridge(Z[:cut], Y[:cut])
-    recent, truth = Z[cut:], Y[cut:]
+    weights = _ridge(Z[:cut], Y[:cut])
+    recent, truth = np.hstack([Z[cut:], np.ones((n - cut, 1))]), Y[cut:]
     rows = np.arange(len(truth))
-    cost = None if costs is None else np.broadcast_to(np.asarray(costs, dtype=np.float64).reshape(-1, Y.shape[1])
-                                                      if np.ndim(costs) > 1 else costs, Y.shape)[cut:]
+    cost = None if costs is None else np.broadcast_to(np.asarray(costs, dtype=np.float64).reshape(-1, Y.shape[1]),
+                                                      Y.shape)[cut:]
     per_row: dict[float, np.ndarray] = {}  # each strength's score of each recent row
     for a in ALPHAS:
-        pred = predict(recent, a)
+        pred = recent @ weights(a)
         if cost is None:
             per_row[a] = -((pred - truth) ** 2).mean(axis=1)
             continue
@@ -135,14 +136,8 @@ class RewardModel:
             Zs = (X - self.mu) / self.sd
             self.chosen = self.alpha
             if self.chosen is None:
-                costs = self.costs
-                if costs is not None and np.ndim(costs) > 1:  # per-context cost tables: the full contexts' rows
-                    costs = np.asarray(costs).reshape(len(T), -1)[full]
-                self.chosen, self.scores = forward_alpha(Zs, T[full], costs)
-            Z = np.hstack([Zs, np.ones((len(X), 1))])
-            reg = self.chosen * np.eye(Z.shape[1])
-            reg[-1, -1] = 1e-6  # do not shrink the bias
-            self.w = np.linalg.solve(Z.T @ Z + reg, Z.T @ T[full])
+                self.chosen, self.scores = forward_alpha(Zs, T[full], self._rows(full))
+            self.w = _ridge(Zs, T[full])(self.chosen)
         return self
 
     def _rows(self, mask: np.ndarray) -> np.ndarray | None:
