@@ -9,8 +9,9 @@ tools can run it on any exported logs with any `Promoter`.
    are priced by the service's own measured latencies (`rl.cost.CostModel.from_records`)
    at the configured price or budget (`PolicyArgs.reward`); PPO trains on the older
    requests (`rl.train`); the new policy and the serving one are estimated with IPS, SNIPS,
-   DR and the shadow estimate on the newest `HOLDOUT` share of requests, out of sample
-   (`rl.promotion.gate`); promoted only if not worse. The estimate is written next to
+   DR, the shadow estimate and the model-free `lower` bound (the one that decides) on the
+   newest `HOLDOUT` share of requests, out of sample (`rl.promotion.gate`); promoted only if
+   not worse. The estimate is written next to
    the artifact (`promotion.json`), and the online value the serving version reached
    (mean observed reward of the requests it served) is added to its own record;
 2. ranker: XGBoost on the logged clicks with position-bias correction (unbiased
@@ -102,7 +103,7 @@ def retrain_bandit(paths: StatePaths, policy_args: PolicyArgs, strategies: list[
     q = reward_model([d.model for d in train_exp.decisions if d.model is not None])
     decision = gate(candidate, serving, held.decisions, space, q, tolerance=tolerance)
     decision["held_out"] = {"requests": len(held.decisions), "in_sample": held is train_exp}
-    served = [d.reward for d in held.decisions]
+    served = [d.reward if d.observed is None else d.observed for d in held.decisions]
     online = {"version": serving.version, "requests": len(served),
               "mean_reward": float(np.mean(served)) if served else None, "measured_at": time.time()}
     record = {"version": version, "trained_on_requests": len(train_exp.contexts),

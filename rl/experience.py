@@ -4,9 +4,10 @@ A served request knows the gain of each sub-plan of its plan (semi-bandit feedba
 `rl.reward.known_mask`), a shadow request every plan's. `experience` turns each request
 into a `LoggedContext` whose gain table is exact where known and completed by a
 `RewardModel` fitted on all of them elsewhere, and into a `LoggedDecision` (features, the
-served plan, its logged propensity, its observed reward) for the off-policy estimates,
-carrying the completed reward table as DR's reward model and, for shadow requests, the
-exact one. Nothing is thrown away: the policy learns from every request, not only the
+served plan, its logged propensity, its reward on the tables' labels, and the reward of its
+own events) for the off-policy estimates, carrying the completed reward table as DR's reward
+model, the uncompleted one (exact where known, what was fetched elsewhere: the gate's
+`lower` bound, `rl.promotion`) and, for shadow requests, the exact one. Nothing is thrown away: the policy learns from every request, not only the
 shadow share.
 
 What a request's users acted on, for training: its own events, plus the items users
@@ -102,8 +103,12 @@ def experience(requests: Sequence[RequestRecord], events: Mapping[str, Sequence[
         available = tuple(s for s in space.strategies if s not in r.failed)
         contexts.append(LoggedContext(x, completed, returned, available, r.request_id, full))
         table = reward_table(completed, cost, space, cfg, returned).ravel()
-        reward = plan_reward(r.served(), own, r.plan.budgets, cost, cfg, scores.get(r.request_id))  # what its users did
-        decisions.append(LoggedDecision(x, dict(r.plan.budgets), r.plan.propensity, reward, available,
-                                        r.plan.shadow and full, table if full else None, model=table))
+        ranks = scores.get(r.request_id)
+        observed = plan_reward(r.served(), own, r.plan.budgets, cost, cfg, ranks)  # what its users did
+        labelled = plan_reward(r.served(), acted, r.plan.budgets, cost, cfg, ranks)  # on the tables' labels
+        decisions.append(LoggedDecision(x, dict(r.plan.budgets), r.plan.propensity, labelled, available,
+                                        r.plan.shadow and full, table if full else None, model=table,
+                                        bound=reward_table(gains, cost, space, cfg, returned).ravel(),
+                                        observed=observed))
         shares.append(float(known.mean()))
     return Experience(contexts, decisions, model, float(np.mean(shares)))
