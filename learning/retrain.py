@@ -103,7 +103,7 @@ def retrain_bandit(paths: StatePaths, policy_args: PolicyArgs, strategies: list[
     q = reward_model([d.model for d in train_exp.decisions if d.model is not None])
     decision = gate(candidate, serving, held.decisions, space, q, tolerance=tolerance)
     decision["held_out"] = {"requests": len(held.decisions), "in_sample": held is train_exp}
-    served = [d.reward if d.observed is None else d.observed for d in held.decisions]
+    served = [d.reward for d in held.decisions]
     online = {"version": serving.version, "requests": len(served),
               "mean_reward": float(np.mean(served)) if served else None, "measured_at": time.time()}
     record = {"version": version, "trained_on_requests": len(train_exp.contexts),

@@ -3,12 +3,12 @@
 A served request knows the gain of each sub-plan of its plan (semi-bandit feedback,
 `rl.reward.known_mask`), a shadow request every plan's. `experience` turns each request
 into a `LoggedContext` whose gain table is exact where known and completed by a
-`RewardModel` fitted on all of them elsewhere, and into a `LoggedDecision` (features, the
-served plan, its logged propensity, its reward on the tables' labels, and the reward of its
-own events) for the off-policy estimates, carrying the completed reward table as DR's reward
-model, the uncompleted one (exact where known, what was fetched elsewhere: the gate's
-`lower` bound, `rl.promotion`) and, for shadow requests, the exact one. Nothing is thrown away: the policy learns from every request, not only the
-shadow share.
+`RewardModel` fitted on all of them elsewhere, and into a `LoggedDecision` for the
+off-policy estimates: features, the served plan, its logged propensity, the reward of its
+own events, the completed reward table (DR's q), the same table before completion (exact
+where known, what the fetched lists held elsewhere, no model: the gate's `lower` bound,
+`rl.promotion`) and, for a shadow request, the exact one. Nothing is thrown away: the
+policy learns from every request, not only the shadow share.
 
 What a request's users acted on, for training: its own events, plus the items users
 acted on positively in any logged request with the same (normalised) query text
@@ -16,7 +16,10 @@ acted on positively in any logged request with the same (normalised) query text
 nothing about an item that only an unserved strategy found; the same query's other
 requests, served other plans, often do. This is the aggregated click label of learning to
 rank, applied to retrieval: the shadow fetch tells which strategies found an item, the
-query's click history tells whether it was wanted.
+query's click history tells whether it was wanted. (DR's observed rewards are a
+request's own events, its q these labels: a candidate that leaves the served plan is
+credited by the labels, the serving policy by its own events, one reason the gate does not
+decide on DR.)
 
 Where the acted items sit: with the ranker's scores of each request's logged candidates
 (`scores`, computed by the caller with the serving ranker: `learning.retrain`, the bench),
@@ -94,7 +97,7 @@ def experience(requests: Sequence[RequestRecord], events: Mapping[str, Sequence[
         raise ValueError(f"no usable logged requests (of {len(requests)}) to learn from")
     split = FEATURE_NAMES.index(REGIME_FEATURE) if dim == DIM else None
     model = model or RewardModel(split=split, costs=cost.table(space).ravel()).fit(
-        [np.asarray(r.features) for r, *_ in rows], [g for *_, g, _ in rows], [k for *_, k in rows])
+        [np.asarray(r.features) for r, *_ in rows], [row[3] for row in rows], [row[4] for row in rows])
     contexts, decisions, shares = [], [], []
     for r, own, returned, gains, known in rows:
         x = np.asarray(r.features, dtype=np.float32)
@@ -103,12 +106,9 @@ def experience(requests: Sequence[RequestRecord], events: Mapping[str, Sequence[
         available = tuple(s for s in space.strategies if s not in r.failed)
         contexts.append(LoggedContext(x, completed, returned, available, r.request_id, full))
         table = reward_table(completed, cost, space, cfg, returned).ravel()
-        ranks = scores.get(r.request_id)
-        observed = plan_reward(r.served(), own, r.plan.budgets, cost, cfg, ranks)  # what its users did
-        labelled = plan_reward(r.served(), acted, r.plan.budgets, cost, cfg, ranks)  # on the tables' labels
-        decisions.append(LoggedDecision(x, dict(r.plan.budgets), r.plan.propensity, labelled, available,
+        reward = plan_reward(r.served(), own, r.plan.budgets, cost, cfg, scores.get(r.request_id))  # what its users did
+        decisions.append(LoggedDecision(x, dict(r.plan.budgets), r.plan.propensity, reward, available,
                                         r.plan.shadow and full, table if full else None, model=table,
-                                        bound=reward_table(gains, cost, space, cfg, returned).ravel(),
-                                        observed=observed))
+                                        bound=reward_table(gains, cost, space, cfg, returned).ravel()))
         shares.append(float(known.mean()))
     return Experience(contexts, decisions, model, float(np.mean(shares)))

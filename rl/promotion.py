@@ -31,9 +31,12 @@ that moved to plans the logs never fetched was judged by the model whose optimis
 those plans. Measured (music-demo latency drift, 2026-12-07, 200 requests between retrains):
 with 24 full-information contexts the candidate served explore 25 + memory 10 to 59 % of
 traffic; DR put it at +0.45 (+0.28..+0.62) over the cold-start plan, and the stream's reward
-then fell from 1.6 to 0.74 per request. (DR was also on a second scale: its model scored the
-query's aggregated click labels, its observed rewards a request's own events; now both use
-the tables' labels.) `lower` promotes a policy only where the logs show it is better: a move
+then fell from 1.6 to 0.74 per request. (DR is also on two scales: its model scores the
+query's aggregated click labels, its observed rewards a request's own events, so any
+candidate that leaves the served plan looks better.) Nor on `shadow` first, with enough
+shadow contexts: on the new-items drift it promoted a policy at +0.18 (+0.003..+0.35) whose
+reward then fell from 1.9 to 1.0 per request (not diagnosed; a suspect: the tables' aggregated
+labels credit the memory strategy with the clicks it is built from). `lower` promotes a policy only where the logs show it is better: a move
 to deeper plans needs the shadow contexts (or served requests) that fetched them. The
 serving policy is bounded the same way, so the comparison stays paired.
 With 15,624 plans, importance weights against a near-deterministic serving policy are so
@@ -75,8 +78,6 @@ class LoggedDecision:
     table: np.ndarray | None = None  # shadow requests: the reward of every plan (ActionSpace.grid order)
     model: np.ndarray | None = None  # the reward model's table for this context (DR's q); else the global q
     bound: np.ndarray | None = None  # every plan's reward from what was fetched: exact where known, else a lower bound
-    observed: float | None = None  # the reward of the request's own events (the online value); `reward` uses the
-    # same labels as the tables
 
 
 def reward_model(tables: Sequence[np.ndarray]) -> np.ndarray:

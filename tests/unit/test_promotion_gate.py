@@ -57,7 +57,7 @@ def bounded_logs(n: int, rng: np.random.Generator) -> list[LoggedDecision]:
         bound[SPACE.index(served)], bound[SPACE.index({"lexical": 10, "dense": 0})] = r, r + 0.05
         model = bound.copy()
         model[SPACE.index({"lexical": 0, "dense": 100})] = r + 1.0
-        out.append(LoggedDecision(np.zeros(2), served, 1.0, r, tuple(STRATS), model=model, bound=bound, observed=r))
+        out.append(LoggedDecision(np.zeros(2), served, 1.0, r, tuple(STRATS), model=model, bound=bound))
     return out
 
 
