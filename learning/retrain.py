@@ -92,7 +92,7 @@ def retrain_bandit(paths: StatePaths, policy_args: PolicyArgs, strategies: list[
     scores = logged_scores(requests, ranker, catalog) if ranker is not None and catalog is not None else None
     train_exp = experience(requests[:len(requests) - n_hold], events, space, cfg, cost, DIM, scores=scores)
     held = experience(requests[len(requests) - n_hold:], events, space, cfg, cost, DIM, model=train_exp.model,
-                      scores=scores) if n_hold >= 2 else train_exp
+                      scores=scores, bounds=True) if n_hold >= 2 else train_exp
     kind_dir = paths.bandit_models
     version = version or "bandit-" + time.strftime("%Y%m%d-%H%M%S")
     art = train_bandit(train_exp.contexts, strategies, kind_dir, version, reward=cfg, ppo=ppo,

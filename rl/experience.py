@@ -75,12 +75,14 @@ def query_positives(requests: Sequence[RequestRecord], events: Mapping[str, Sequ
 
 def experience(requests: Sequence[RequestRecord], events: Mapping[str, Sequence[EventRecord]], space: ActionSpace,
                cfg: RewardConfig, cost: CostModel, dim: int | None = None, model: RewardModel | None = None,
-               scores: Mapping[str, Mapping[str, float]] | None = None) -> Experience:
+               scores: Mapping[str, Mapping[str, float]] | None = None, bounds: bool = False) -> Experience:
     """See the module docstring. Requests whose features do not have `dim` entries (an older
     feature layout) or that called nothing are skipped. A given `model` (fitted on other,
     e.g. older, requests) completes the tables instead of one fitted on these. `scores`
     (request id -> item -> the ranker's score of the logged candidate) discount gains by
-    ranked position (`rl.reward`); requests without scores use the retrieval rank."""
+    ranked position (`rl.reward`); requests without scores use the retrieval rank. `bounds`:
+    give each decision its uncompleted table (float32, 61 KB at 6 strategies: only the
+    requests the gate judges on need it)."""
     scores = scores or {}
     rows = []
     positives = query_positives(requests, events, cfg)
@@ -109,6 +111,7 @@ def experience(requests: Sequence[RequestRecord], events: Mapping[str, Sequence[
         reward = plan_reward(r.served(), own, r.plan.budgets, cost, cfg, scores.get(r.request_id))  # what its users did
         decisions.append(LoggedDecision(x, dict(r.plan.budgets), r.plan.propensity, reward, available,
                                         r.plan.shadow and full, table if full else None, model=table,
-                                        bound=reward_table(gains, cost, space, cfg, returned).ravel()))
+                                        bound=reward_table(gains, cost, space, cfg, returned).ravel()
+                                        .astype(np.float32) if bounds else None))
         shares.append(float(known.mean()))
     return Experience(contexts, decisions, model, float(np.mean(shares)))

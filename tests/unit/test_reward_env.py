@@ -258,3 +258,31 @@ def test_near_exploration_propensities_are_exact():
     assert all(pol.propensity(b, ctx.available) == pytest.approx(0.3 / 5) for b in near)
     draws = [tuple(pol.plan(ctx).budgets.values()) for _ in range(3000)]
     assert np.mean([d == (25, 10, 0) for d in draws]) == pytest.approx(0.7, abs=0.03)
+
+
+def test_the_gates_bound_is_exact_where_known_and_takes_nothing_from_the_model():
+    """`experience(bounds=True)`: a shadow request's bound is its exact table; a served request's
+    bound values a plan at what its fetched lists held (the unfetched strategy adds nothing at
+    any depth), where the completed table (DR's q) has the reward model's prediction."""
+    recs, events = synthetic_bandit(200, 3)
+    exp = experience(recs, events, TWO, RewardConfig(price_per_10ms=0.0), COST, bounds=True)
+    assert all(d.bound is None for d in experience(recs, events, TWO, RewardConfig(), COST).decisions)
+    lv, modelled = TWO.levels, 0
+    for d in exp.decisions:
+        bound, model = d.bound.reshape(len(lv), len(lv)), d.model.reshape(len(lv), len(lv))
+        if d.table is not None:
+            np.testing.assert_allclose(d.bound, d.table, atol=1e-6)
+            continue
+        served = next(s for s, b in d.budgets.items() if b)
+        other = 1 - TWO.strategies.index(served)
+        alone = [0, 0]
+        alone[1 - other] = lv.index(10)  # the served plan
+        for level in range(len(lv)):
+            plus = list(alone)
+            plus[other] = level  # the served plan plus the unfetched strategy at any depth
+            assert bound[tuple(plus)] == pytest.approx(bound[tuple(alone)])
+        unseen = [0, 0]
+        unseen[other] = lv.index(10)
+        if bound[tuple(unseen)] == 0 and model[tuple(unseen)] > 0.3:
+            modelled += 1  # the other strategy's own plan: the model predicts a hit the bound does not credit
+    assert modelled > 20
