@@ -25,7 +25,8 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -37,6 +38,7 @@ from core.records import EventRecord, RequestRecord
 from learning.registry import previous_of, record_promotion
 from rl.cost import CostModel
 from rl.features import DIM, FEATURE_NAMES
+from rl.policy import LEVELS
 from rl.promotion import HOLDOUT
 from rl.serving import PolicyArgs, build_policy
 
@@ -89,10 +91,13 @@ def retrain_bandit(paths: StatePaths, policy_args: PolicyArgs, strategies: list[
     cost = cost or CostModel.from_records(requests)
     space = ActionSpace(strategies)
     n_hold = int(len(requests) * holdout)
-    scores = logged_scores(requests, ranker, catalog) if ranker is not None and catalog is not None else None
-    train_exp = experience(requests[:len(requests) - n_hold], events, space, cfg, cost, DIM, scores=scores)
+    scores = rescore = None
+    if ranker is not None and catalog is not None:
+        scores, rescore = logged_scores(requests, ranker, catalog), support_scorer(ranker, catalog)
+    train_exp = experience(requests[:len(requests) - n_hold], events, space, cfg, cost, DIM, scores=scores,
+                           rescore=rescore)
     held = experience(requests[len(requests) - n_hold:], events, space, cfg, cost, DIM, model=train_exp.model,
-                      scores=scores, bounds=True) if n_hold >= 2 else train_exp
+                      scores=scores, bounds=True, rescore=rescore) if n_hold >= 2 else train_exp
     kind_dir = paths.bandit_models
     version = version or "bandit-" + time.strftime("%Y%m%d-%H%M%S")
     art = train_bandit(train_exp.contexts, strategies, kind_dir, version, reward=cfg, ppo=ppo,
@@ -135,6 +140,33 @@ def logged_scores(requests: Sequence[RequestRecord], ranker: Ranker, catalog: Ma
         for r, pairs in zip(chunk, rank_many(ranker, [(r.query, r.candidates) for r in chunk], catalog)):
             out[r.request_id] = dict(pairs)
     return out
+
+
+def support_scorer(ranker: Ranker, catalog: Mapping[str, Item]
+                   ) -> Callable[[RequestRecord], dict[frozenset[str], dict[str, float]]]:
+    """A logged request -> for every non-empty set of the strategies that returned candidates,
+    `ranker`'s scores of what those strategies fetched, featurized as a plan of exactly those
+    strategies at the fetched depth (`ranking.features.PlanFeaturizer`; one predict call per
+    request). `rl.experience` orders each plan's items by its own strategies' scores with it:
+    the ranker's features depend on which lists found an item, so the whole fetch's order,
+    restricted to a sub-plan, overrated plans without lexical and dense by up to 0.37 nDCG@10
+    on SciFact (`rl.reward`)."""
+    from ranking.features import PlanFeaturizer
+
+    def score(r: RequestRecord) -> dict[frozenset[str], dict[str, float]]:
+        present = sorted({s for c in r.candidates for s in c.hits})
+        if not present:
+            return {}
+        feats = PlanFeaturizer(r.query, r.candidates, catalog)
+        supports = [frozenset(S) for k in range(1, len(present) + 1) for S in combinations(present, k)]
+        plans = [feats.of({s: max(LEVELS) for s in S}) for S in supports]  # all each strategy fetched
+        scores = ranker.predict(np.concatenate([X for _, X in plans]))
+        out, start = {}, 0
+        for S, (cands, _) in zip(supports, plans):
+            out[S] = {c.item_id: float(x) for c, x in zip(cands, scores[start:start + len(cands)])}
+            start += len(cands)
+        return out
+    return score
 
 
 def retrain_ranker(paths: StatePaths, catalog: Mapping[str, Item], requests: list[RequestRecord],

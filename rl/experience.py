@@ -23,15 +23,16 @@ decide on DR.)
 
 Where the acted items sit: with the ranker's scores of each request's logged candidates
 (`scores`, computed by the caller with the serving ranker: `learning.retrain`, the bench),
-at their ranked position under each plan, as the user of that plan sees them; without, at
-their rank in the strategies' lists (`rl.reward`).
+at their ranked position under each plan, as the user of that plan sees them, in the order
+the ranker gives each plan's own strategies (`rescore`); without, at their rank in the
+strategies' lists (`rl.reward`).
 
 Events on entities shown beside the results count on the result items each entity was
 shown through, with its weight shared among them (`rl.reward.acted_items`, `core.credit`).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +46,8 @@ from rl.policy import ActionSpace
 from rl.promotion import LoggedDecision
 from rl.reward import RewardConfig, acted_items, gain_table, known_mask, plan_reward, returned_counts, reward_table
 from rl.reward_model import RewardModel
+
+Rescore = Callable[[RequestRecord], Mapping[frozenset[str], Mapping[str, float]]]
 
 
 @dataclass
@@ -75,12 +78,16 @@ def query_positives(requests: Sequence[RequestRecord], events: Mapping[str, Sequ
 
 def experience(requests: Sequence[RequestRecord], events: Mapping[str, Sequence[EventRecord]], space: ActionSpace,
                cfg: RewardConfig, cost: CostModel, dim: int | None = None, model: RewardModel | None = None,
-               scores: Mapping[str, Mapping[str, float]] | None = None, bounds: bool = False) -> Experience:
+               scores: Mapping[str, Mapping[str, float]] | None = None, bounds: bool = False,
+               rescore: Rescore | None = None) -> Experience:
     """See the module docstring. Requests whose features do not have `dim` entries (an older
     feature layout) or that called nothing are skipped. A given `model` (fitted on other,
     e.g. older, requests) completes the tables instead of one fitted on these. `scores`
     (request id -> item -> the ranker's score of the logged candidate) discount gains by
-    ranked position (`rl.reward`); requests without scores use the retrieval rank. `bounds`:
+    ranked position (`rl.reward`); requests without scores use the retrieval rank. `rescore`
+    (a request -> the ranker's scores per set of strategies, `rl.reward.gain_table`'s
+    `by_support`) orders each plan's items as the ranker orders its own strategies' lists;
+    asked only for requests with acted items (the others gain nothing under any plan). `bounds`:
     give each decision its uncompleted table (float32, 61 KB at 6 strategies: only the
     requests the gate judges on need it)."""
     scores = scores or {}
@@ -92,7 +99,9 @@ def experience(requests: Sequence[RequestRecord], events: Mapping[str, Sequence[
         own = acted_items(list(events.get(r.request_id, [])), cfg, r.entity_via())
         acted = {**positives.get(normalize(r.query), {}), **own}
         returned = returned_counts(r.candidates)
-        gains = gain_table(r.candidates, acted, space, cfg, scores=scores.get(r.request_id))
+        ranks = scores.get(r.request_id)
+        support = rescore(r) if rescore is not None and ranks is not None and acted else None
+        gains = gain_table(r.candidates, acted, space, cfg, scores=ranks, by_support=support)
         known = known_mask(r.depth, returned, space)
         rows.append((r, own, returned, gains, known))
     if not rows:

@@ -26,12 +26,18 @@ strategy found it:
 
 which is what the user of that plan sees: a relevant item found at rank 60 of one list and
 put first by the ranker is worth a top click, and a plan whose extra candidates push the
-acted items off the page loses them. The scores are those of the whole logged fetch (one
-ranker call per request); under a sub-plan the order is that order restricted to the
-sub-plan's union, exact when the ranker's scores do not depend on the plan. This project's
-ranker's do, partly (which strategies found an item, its RRF sum, scores relative to the
-list): for a sub-plan of the fetch the order is then an approximation. Without scores
-(no ranker), `d(best_rank(i))` as above.
+acted items off the page loses them. With one set of scores (the whole logged fetch, one
+ranker call per request), under a sub-plan the order is that order restricted to the
+sub-plan's union, exact only when the ranker's scores do not depend on the plan. This
+project's ranker's do (which strategies found an item, its RRF sum, scores relative to the
+list), so the caller can give scores per support (`by_support`: for each set of strategies,
+the ranker's scores of what those strategies fetched, featurized as that plan): a plan's
+items are then ordered as the ranker orders its own strategies' lists, and only the cut to
+the plan's levels is approximated. Measured (SciFact, 300 held-out queries, 372 static
+plans, 2026-12-07), nDCG@10 of the restricted order minus the ranker re-run on each plan's
+union: one order, +0.077 on average, up to +0.37 (structured + explore plans scored as if
+lexical and dense had ranked them), 68 % of plans off by more than 0.02; per support,
++0.001 on average, at most 0.045. Without scores (no ranker), `d(best_rank(i))` as above.
 
 `w_i` is the largest event weight among the item's feedback events (`acted_items`), so
 clicks credit exactly the strategies that found the clicked item. An event on an entity
@@ -43,6 +49,7 @@ reward is exactly 0.
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
@@ -179,26 +186,24 @@ def _ranks(candidates: Sequence[Candidate], strategies: Sequence[str], keep: Map
     return best
 
 
-def _ranked_gain_table(candidates: Sequence[Candidate], acted: Mapping[str, float], scores: Mapping[str, float],
-                       space: ActionSpace, cfg: RewardConfig) -> np.ndarray:
-    """gain_table with ranked positions: for the items in score order up to the last acted one,
-    which plans retrieve each ((m, L, ..., L) booleans, one strategy axis at a time); an acted
-    item's position under every plan is 1 + the number of retrieved items before it."""
-    n, lv = len(space.strategies), np.asarray(space.levels, dtype=np.float64)
-    L = len(lv)
-    ranks = _ranks(candidates, space.strategies, None)
-    order = score_order(list(ranks), scores)
+def _ranked_block(ranks: Mapping[str, np.ndarray], order: Sequence[str], acted: Mapping[str, float],
+                  cols: Sequence[int], lv: np.ndarray, cfg: RewardConfig) -> np.ndarray:
+    """The gains of the plans over the strategies `cols` at levels `lv`, shape (len(lv),)*len(cols):
+    for the items of `order` up to the last acted one, which plans retrieve each ((m, L, ..., L)
+    booleans, one strategy axis at a time); an acted item's position under a plan is 1 + the
+    number of items before it in `order` that the plan retrieves."""
+    k, L = len(cols), len(lv)
     at = [p for p, i in enumerate(order) if acted.get(i, 0.0) != 0.0]
-    table = np.zeros((L,) * n)
+    table = np.zeros((L,) * k)
     if not at:
         return table
-    R = np.stack([ranks[i] for i in order[:at[-1] + 1]])  # (m, n)
-    miss = R[:, :, None] > lv[None, None, :]  # (m, n, L): not retrieved by strategy k at level l
+    R = np.stack([ranks[i][list(cols)] for i in order[:at[-1] + 1]])  # (m, k)
+    miss = R[:, :, None] > lv[None, None, :]  # (m, k, L): not retrieved by strategy j at level l
     out = miss[:, 0, :]
-    for k in range(1, n):
-        out = out[..., None] & miss[:, k, :].reshape((len(R),) + (1,) * k + (L,))
+    for j in range(1, k):
+        out = out[..., None] & miss[:, j, :].reshape((len(R),) + (1,) * j + (L,))
     inside = ~out  # (m, L, ..., L)
-    before = np.zeros((L,) * n, dtype=np.int32)  # retrieved items ahead of the current one
+    before = np.zeros((L,) * k, dtype=np.int32)  # retrieved items ahead of the current one
     acted_at = set(at)
     for p in range(len(R)):
         if p in acted_at:
@@ -209,10 +214,37 @@ def _ranked_gain_table(candidates: Sequence[Candidate], acted: Mapping[str, floa
     return table
 
 
+def _ranked_gain_table(candidates: Sequence[Candidate], acted: Mapping[str, float], scores: Mapping[str, float],
+                       space: ActionSpace, cfg: RewardConfig,
+                       by_support: Mapping[frozenset[str], Mapping[str, float]] | None = None) -> np.ndarray:
+    """gain_table with ranked positions. One order for every plan (`scores`), or, with
+    `by_support`, each plan's items in the order the ranker gives the plan's own strategies
+    (its support, at the fetched depth), `scores` for a support it lacks."""
+    n, lv = len(space.strategies), np.asarray(space.levels, dtype=np.float64)
+    ranks = _ranks(candidates, space.strategies, None)
+    if by_support is None:
+        return _ranked_block(ranks, score_order(list(ranks), scores), acted, range(n), lv, cfg)
+    if lv[0] != 0:
+        raise ValueError("per-support credit needs level 0 (strategy not called) first")
+    table = np.zeros((len(lv),) * n)
+    present = {k for r in ranks.values() for k in np.flatnonzero(np.isfinite(r))}
+    for size in range(1, n + 1):
+        for cols in itertools.combinations(range(n), size):
+            found = [i for i, r in ranks.items() if np.isfinite(r[list(cols)]).any()]
+            if not any(acted.get(i, 0.0) != 0.0 for i in found):
+                continue  # no acted item under any plan of this support: its block stays 0
+            support = frozenset(space.strategies[k] for k in cols if k in present)  # what the plan can find
+            order = score_order(found, by_support.get(support, scores))
+            at = tuple(slice(1, None) if k in cols else 0 for k in range(n))
+            table[at] = _ranked_block(ranks, order, acted, cols, lv[1:], cfg)
+    return table
+
+
 def gain_table(candidates: Sequence[Candidate], acted: Mapping[str, float], space: ActionSpace,
-               cfg: RewardConfig, chunk: int = 64, scores: Mapping[str, float] | None = None) -> np.ndarray:
+               cfg: RewardConfig, chunk: int = 64, scores: Mapping[str, float] | None = None,
+               by_support: Mapping[frozenset[str], Mapping[str, float]] | None = None) -> np.ndarray:
     """The gain of every plan, shape (L,)*n: `table[i_1..i_n]` = gain of {s_k: levels[i_k]}.
-    With `scores` (and the ranked position), `_ranked_gain_table`.
+    With `scores` (and the ranked position), `_ranked_gain_table` (per support with `by_support`).
 
     Includes the empty plan (all indices 0, gain 0). Vectorised: since d is decreasing,
     an item's gain under a plan is the max over strategies of its per-strategy gain
@@ -222,7 +254,7 @@ def gain_table(candidates: Sequence[Candidate], acted: Mapping[str, float], spac
     depths (`known_mask`).
     """
     if ranked(cfg, scores):
-        return _ranked_gain_table(candidates, acted, scores, space, cfg)
+        return _ranked_gain_table(candidates, acted, scores, space, cfg, by_support)
     strategies, lv = space.strategies, np.asarray(space.levels, dtype=np.float64)
     n, L = len(strategies), len(lv)
     best = _ranks(candidates, strategies, acted)  # item -> per-strategy rank (inf = not found)

@@ -286,3 +286,37 @@ def test_the_gates_bound_is_exact_where_known_and_takes_nothing_from_the_model()
         if bound[tuple(unseen)] == 0 and model[tuple(unseen)] > 0.3:
             modelled += 1  # the other strategy's own plan: the model predicts a hit the bound does not credit
     assert modelled > 20
+
+
+def test_ranked_credit_orders_each_plan_as_the_ranker_orders_its_own_strategies():
+    """With one order (the whole fetch's), a dense-only plan is credited as if the ranker had
+    seen lexical's evidence too; per support (`by_support`) it gets the position the ranker
+    gives dense's list alone. Known answer: with lexical and dense the ranker puts `hit` first
+    (gain 1); on dense's list alone it prefers `x`, so `hit` is second (1/log2 3)."""
+    cands = [Candidate("a", {"lexical": Hit(1, 1.0)}), Candidate("hit", {"dense": Hit(1, 1.0)}),
+             Candidate("x", {"dense": Hit(2, 1.0)})]
+    both = {"hit": 3.0, "a": 2.0, "x": 1.0}
+    per = {frozenset({"lexical", "dense"}): both, frozenset({"dense"}): {"x": 2.0, "hit": 1.0}}
+    cfg = RewardConfig(position="ranked")
+    one = gain_table(cands, {"hit": 1.0}, TWO, cfg, scores=both)
+    own = gain_table(cands, {"hit": 1.0}, TWO, cfg, scores=both, by_support=per)
+    dense10, lexical10_dense10 = (0, TWO.levels.index(10)), (TWO.levels.index(10),) * 2
+    assert one[dense10] == pytest.approx(1.0) and own[dense10] == pytest.approx(1 / math.log2(3))
+    assert one[lexical10_dense10] == own[lexical10_dense10] == pytest.approx(1.0)
+    assert own[TWO.levels.index(10), 0] == 0.0  # lexical alone never finds the hit ({lexical}: the fallback order)
+
+
+def test_the_support_scorer_featurizes_each_set_of_strategies_as_its_own_plan():
+    """`learning.retrain.support_scorer` with the RRF fallback ranker: every non-empty set of the
+    strategies that returned candidates gets scores for exactly what those strategies found,
+    ordered as RRF over those lists alone."""
+    from learning.retrain import support_scorer
+    from ranking.model import FallbackRanker
+
+    cands = [Candidate("a", {"lexical": Hit(1, 1.0), "dense": Hit(3, 1.0)}), Candidate("b", {"dense": Hit(1, 1.0)}),
+             Candidate("c", {"lexical": Hit(2, 1.0)})]
+    got = support_scorer(FallbackRanker(), {})(record("r1", {"lexical": 10, "dense": 10}, cands))
+    assert set(got) == {frozenset({"lexical"}), frozenset({"dense"}), frozenset({"lexical", "dense"})}
+    order = {k: sorted(v, key=v.get, reverse=True) for k, v in got.items()}
+    assert order[frozenset({"lexical"})] == ["a", "c"] and order[frozenset({"dense"})] == ["b", "a"]
+    assert order[frozenset({"lexical", "dense"})][0] == "a"  # found by both: fused first
