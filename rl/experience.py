@@ -99,9 +99,9 @@ def experience(requests: Sequence[RequestRecord], events: Mapping[str, Sequence[
         own = acted_items(list(events.get(r.request_id, [])), cfg, r.entity_via())
         acted = {**positives.get(normalize(r.query), {}), **own}
         returned = returned_counts(r.candidates)
-        ranks = scores.get(r.request_id)
-        support = rescore(r) if rescore is not None and ranks is not None and acted else None
-        gains = gain_table(r.candidates, acted, space, cfg, scores=ranks, by_support=support)
+        logged = scores.get(r.request_id)
+        support = rescore(r) if rescore is not None and logged is not None and acted else None
+        gains = gain_table(r.candidates, acted, space, cfg, scores=logged, by_support=support)
         known = known_mask(r.depth, returned, space)
         rows.append((r, own, returned, gains, known))
     if not rows:

@@ -25,7 +25,9 @@ contexts.
 The fifth, `lower`, is the one the gate decides on: the same exact expectation over *every*
 held-out context, each plan valued at what the request fetched (`LoggedDecision.bound`:
 exact for the served plan's sub-plans and on shadow contexts, elsewhere the gain of the items
-the fetched lists held, a lower bound, at the plan's full cost). No reward model enters it.
+the fetched lists held, at the plan's full cost). No reward model enters it. It is a lower
+bound under retrieval-rank credit; under ranked credit an unfetched item could also rank
+above an acted one, so there it is "what was fetched", not strictly a bound.
 Why: DR's direct part is the reward model that completed the training tables, so a candidate
 that moved to plans the logs never fetched was judged by the model whose optimism chose
 those plans. Measured (music-demo latency drift, 2026-12-07, 200 requests between retrains):
