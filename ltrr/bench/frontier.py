@@ -23,10 +23,10 @@ import ir_measures
 import numpy as np
 from ir_measures import nDCG
 
+from core.records import best_first
 from ltrr.bench.workload import TOP, Workload, fan_out, with_memory
 from ranking.features import PlanFeaturizer
 from ranking.fusion import rrf_sum
-from ranking.model import by_score
 from retrievers import STRATEGIES, Query
 from rl.cost import CostModel
 from rl.policy import LEVELS
@@ -104,21 +104,22 @@ class Heldout:
             rel = {i for i, g in self.wl.heldout.qrels[qid].items() if g > 0}
             plans = {n: dict(f(qid, text)) for n, f in systems.items()}
             feats = PlanFeaturizer(text, self.full[text], self.wl.catalog)
-            done = {n: feats.of(p) for n, p in plans.items()}
-            got = {n: c for n, (c, _) in done.items()}
+            done = {n: feats.rows(p) for n, p in plans.items()}  # no Candidate objects: ids are enough
+            got = {n: [feats.ids[i] for i in r] for n, (r, _) in done.items()}
             names = [n for n in systems if got[n] and n not in fused]
             blocks = [done[n][1] for n in names]
             scores = np.split(self.wl.ranker.predict(np.vstack(blocks)), np.cumsum([len(b) for b in blocks])[:-1]) \
                 if blocks else []
             by_name = dict(zip(names, scores))
-            for n, cands in got.items():
+            for n, ids in got.items():
                 if n in fused:
+                    cands = feats.of(plans[n])[0]
                     order = [c.item_id for c in sorted(cands, key=lambda c: (-rrf_sum(c.hits), c.item_id))]
                 else:
-                    order = [i for i, _ in by_score(cands, by_name[n])] if cands else []
+                    order = [i for i, _ in best_first(zip(ids, by_name[n].tolist()))] if ids else []
                 runs[n][qid] = {i: float(10 - k) for k, i in enumerate(order[:10])} or {"__none__": 0.0}
-                rows[n]["rec"].append(len(rel & {c.item_id for c in cands}) / len(rel))
-                rows[n]["ms"].append(cost.plan_ms(plans[n], n_candidates=len(cands)))
+                rows[n]["rec"].append(len(rel.intersection(ids)) / len(rel))
+                rows[n]["ms"].append(cost.plan_ms(plans[n], n_candidates=len(ids)))
                 rows[n]["called"].append(sum(1 for b in plans[n].values() if b > 0))
         qrels = {q: self.wl.heldout.qrels[q] for q, _ in self.queries}
         out = {}

@@ -71,7 +71,7 @@ def frontier(wl: Workload, svc, cost: CostModel, cfg: BenchConfig, work_dir: Pat
     space = ActionSpace(list(STRATEGIES))
     logged = list(svc.records.values())
     exp = experience(logged, svc.events, space, cfg.reward, cost, DIM, scores=logged_scores(logged, wl.ranker, wl.catalog),
-                     rescore=support_scorer(wl.ranker, wl.catalog))
+                     rescore=support_scorer(wl.ranker, wl.catalog, svc.support_cache))
     # asked right after the stream (its clock: T0 + 3 s per request), not at the bench's wall-clock
     # time: the time-of-day features would otherwise lie outside everything the policy was trained on
     after = T0 + 3.0 * cfg.stream.requests

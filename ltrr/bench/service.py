@@ -21,7 +21,7 @@ from core.paths import ModelKind, StatePaths
 from core.records import Candidate, EventRecord, RequestRecord
 from engine.feedback_client import LocalFeedback
 from engine.pipeline import SearchPipeline, SearchResult
-from learning.retrain import retrain_bandit
+from learning.retrain import SupportCache, retrain_bandit
 from ltrr.bench.workload import Workload, ranked
 from ltrr.bench.world import World
 from retrievers import STRATEGIES, Query
@@ -55,6 +55,7 @@ class BenchService:
         self.events: dict[str, list[EventRecord]] = {}
         self.version = "fixed"
         self.retrains: list[dict[str, Any]] = []
+        self.support_cache: SupportCache = {}  # per-support ranker scores, shared by every retrain (learning.retrain)
         self.pipeline = SearchPipeline({s: self._strategy(s) for s in STRATEGIES}, self._rank, self._log,
                                        build_policy(args, list(STRATEGIES), "fixed", self.paths.bandit_models),
                                        strategy_timeout_s=30.0, ranker_timeout_s=30.0, cooldown_s=0.5,
@@ -100,7 +101,8 @@ class BenchService:
         """The service's retrain job on everything logged so far."""
         record = retrain_bandit(self.paths, self.args, list(STRATEGIES), list(self.records.values()), self.events,
                                 tolerance, _Promoter(self), ppo=self.ppo, version=f"bandit-{at:06d}",
-                                cost=self.world.cost, ranker=self.wl.ranker, catalog=self.wl.catalog)
+                                cost=self.world.cost, ranker=self.wl.ranker, catalog=self.wl.catalog,
+                                support_cache=self.support_cache)
         row = {"at": at, "version": record["version"], "promoted": record["promoted"],
                "trained_on": record["trained_on_requests"], "full_information": record["full_information_contexts"],
                "price_per_10ms": record["price_per_10ms"], "estimator": record["ope"]["estimator"],

@@ -320,3 +320,31 @@ def test_the_support_scorer_featurizes_each_set_of_strategies_as_its_own_plan():
     order = {k: sorted(v, key=v.get, reverse=True) for k, v in got.items()}
     assert order[frozenset({"lexical"})] == ["a", "c"] and order[frozenset({"dense"})] == ["b", "a"]
     assert order[frozenset({"lexical", "dense"})][0] == "a"  # found by both: fused first
+
+
+def test_the_support_cache_serves_a_request_once_per_ranker_and_record():
+    """A shared `support_cache` gives the same scores without calling the ranker again for the same
+    record; a request whose shadow completion has landed (more candidates) and another ranker
+    version are scored afresh."""
+    from learning.retrain import support_scorer
+    from ranking.model import FallbackRanker
+
+    class Counting(FallbackRanker):
+        def __init__(self, version: str):
+            self.version, self.calls = version, 0
+
+        def predict(self, X):
+            self.calls += 1
+            return super().predict(X)
+
+    cands = [Candidate("a", {"lexical": Hit(1, 1.0), "dense": Hit(3, 1.0)}), Candidate("b", {"dense": Hit(1, 1.0)})]
+    cache: dict = {}
+    ranker = Counting("v1")
+    first = support_scorer(ranker, {}, cache)(record("r1", {"lexical": 10, "dense": 10}, cands))
+    again = support_scorer(ranker, {}, cache)(record("r1", {"lexical": 10, "dense": 10}, cands))
+    assert again == first and ranker.calls == 1
+    grown = record("r1", {"lexical": 10, "dense": 10}, [*cands, Candidate("c", {"lexical": Hit(2, 1.0)})])
+    assert "c" in support_scorer(ranker, {}, cache)(grown)[frozenset({"lexical"})] and ranker.calls == 2
+    other = Counting("v2")
+    assert support_scorer(other, {}, cache)(record("r1", {"lexical": 10, "dense": 10}, cands)) == first
+    assert other.calls == 1 and len(cache) == 3
