@@ -252,7 +252,20 @@ QUICK = {"workloads": ["builtin:music-demo?n_tracks=600"], "requests": 300, "ret
          "cost_queries": 5, "budget_shares": (0.1, 0.4, 0.8)}
 
 
+def _shares(text: str) -> tuple[float, ...]:
+    """--budget-shares: comma-separated numbers in (0, 1]."""
+    try:
+        shares = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise BadRequest(f"--budget-shares takes comma-separated numbers; got {text!r}") from None
+    if not all(0 < x <= 1 for x in shares):
+        raise BadRequest(f"--budget-shares: each share must be in (0, 1]; got {text!r}")
+    return shares
+
+
 def _bench(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from ltrr.bench.report import run_bench
     from ltrr.bench.run import BenchConfig
     from ltrr.bench.stream import StreamConfig
@@ -271,11 +284,16 @@ def _bench(args: argparse.Namespace) -> int:
     bench = {k: v for k, v in {"drift_requests": args.drift_requests or quick.get("drift_requests"),
                                "heldout_max": quick.get("heldout_max"), "mixed_plans": quick.get("mixed_plans"),
                                "cost_queries": quick.get("cost_queries"),
-                               "budget_shares": quick.get("budget_shares"),
+                               "budget_shares": _shares(args.budget_shares) if args.budget_shares else
+                               quick.get("budget_shares"),
                                "scenarios": tuple(args.scenarios.split(",")) if args.scenarios else None,
-                               "drift_workloads": args.drift_workloads}.items()
+                               "drift_workloads": args.drift_workloads,
+                               "call_overhead_ms": args.call_overhead_ms}.items()
              if v is not None}
-    cfg = BenchConfig(stream=StreamConfig(**stream), **bench)
+    try:
+        cfg = BenchConfig(stream=StreamConfig(**stream), **bench)
+    except ValidationError as exc:  # one line naming each bad setting, not pydantic's report
+        raise BadRequest("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
     out = run_bench(workloads, cfg, Path(args.state), Path(args.out), Path(args.data) if args.data else None,
                     progress=not args.json)
     print(f"report: {Path(args.out) / 'report.md'}", file=sys.stderr)
@@ -446,7 +464,12 @@ def parser() -> argparse.ArgumentParser:
     bn.add_argument("--scenarios", help="comma-separated drift scenarios (default: all)")
     bn.add_argument("--drift-workloads", type=int, help="run the drift scenarios on the first N workloads (default 1)")
     bn.add_argument("--seed", type=int, help="seed of the streams, the users and the policies")
+    bn.add_argument("--budget-shares", help="comma-separated: ltrr's frontier points, each a mean compute budget at "
+                    "this share of the way from the cheapest static plan's cost to full fan-out's (default "
+                    "0.05,0.15,0.3,0.5,0.75)")
     bn.add_argument("--ppo-iterations", type=int, help="PPO iterations per training, after the warm start")
+    bn.add_argument("--call-overhead-ms", type=float, help="CPU ms one strategy call costs besides the strategy's "
+                    "own work (a Serve hop; see BenchConfig)")
     bn.add_argument("--state", default="state/bench", help="indexes, rankers and bandits of the bench")
     bn.add_argument("--out", default="benchmarks", help="where report.md and report/*.png go")
     bn.add_argument("--json", action="store_true", help="last line printed is one JSON object")

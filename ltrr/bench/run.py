@@ -44,12 +44,17 @@ class BenchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     stream: StreamConfig = Field(default_factory=StreamConfig)
     reward: RewardConfig = Field(default_factory=RewardConfig)
-    budget_shares: tuple[float, ...] = Field((0.05, 0.15, 0.3, 0.5, 0.75), description="ltrr's frontier points: mean "
-                                             "compute budgets, each the cheapest static plan's cost plus this share "
-                                             "of the way to full fan-out's cost")
+    budget_shares: tuple[float, ...] = Field((0.02, 0.04, 0.07, 0.12, 0.2, 0.35, 0.55, 0.8),
+                                             description="ltrr's frontier points: mean compute budgets, each the "
+                                             "cheapest static plan's cost plus this share of the way to full fan-out's "
+                                             "cost (denser at the cheap end, where the static cloud climbs fastest)")
     mixed_plans: int = Field(120, ge=0, description="mixed-level static plans added to the 252 uniform ones")
     cost_queries: int = Field(30, ge=2, description="queries timed per strategy and budget")
-    call_overhead_ms: float = Field(1.0, ge=0, description="cost of one remote call, added per called strategy")
+    call_overhead_ms: float = Field(3.5, ge=0, description="CPU ms of one strategy call besides the strategy's own "
+                                    "work, added per called strategy: in the service each strategy is its own Serve "
+                                    "deployment, and an empty call costs its replica 3.50-3.57 ms of CPU on this "
+                                    "2-core machine (benchmarks/serve_floor.json, 2026-12-06; the ingress's side of "
+                                    "the hop is not counted)")
     heldout_max: int = Field(300, ge=10, description="held-out queries evaluated")
     drift_workloads: int = Field(1, ge=0, description="run the drift scenarios on the first N workloads")
     drift_requests: int = Field(1200, ge=100, description="requests per drift stream (the change is half-way)")

@@ -148,3 +148,12 @@ def test_dense_max_tokens_is_recorded_and_queries_use_it(tmp_path):
     for bad in ("0", "4096"):
         assert_clean_error(ltrr("index", "--dataset", str(data), "--out", str(tmp_path / "j"),
                                 "--dense-max-tokens", bad), "--dense-max-tokens")
+
+
+def test_bench_refuses_bad_settings_in_one_line(tmp_path):
+    for bad, needle in (("0.1,x", "comma-separated numbers"), ("0,0.5", "(0, 1]"), ("1.5", "(0, 1]")):
+        assert_clean_error(ltrr("bench", "--budget-shares", bad, "--state", str(tmp_path / "s"),
+                                "--out", str(tmp_path / "o")), "--budget-shares", needle)
+    for flag, value, needle in (("--call-overhead-ms", "-1", "call_overhead_ms"), ("--requests", "10", "requests")):
+        assert_clean_error(ltrr("bench", flag, value, "--state", str(tmp_path / "s"), "--out", str(tmp_path / "o")),
+                           needle, "greater than or equal")
