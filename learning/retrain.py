@@ -62,7 +62,7 @@ class Promoter(Protocol):
         ...
 
 
-#: One request's per-support scores, compact (a dict per support would take ~0.4 MB per request):
+#: One request's per-support scores, compact (arrays, not a dict of boxed floats per support):
 #: (the fetch's item ids, [(set of strategies, rows of the ids it fetched, the ranker's scores)])
 SupportScores = tuple[list[str], list[tuple[frozenset[str], np.ndarray, np.ndarray]]]
 #: (ranker version, request id, shadow completion landed, candidates) -> that request's SupportScores

@@ -19,7 +19,7 @@ import asyncio
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -39,12 +39,15 @@ from rl.policy import DEFAULT_BUDGETS, ActionSpace
 from rl.reward import RewardConfig
 from rl.train import train_bandit
 
+#: A frontier budget: this share of the way from the cheapest static plan's cost to full fan-out's
+Share = Annotated[float, Field(gt=0, le=1)]
+
 
 class BenchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     stream: StreamConfig = Field(default_factory=StreamConfig)
     reward: RewardConfig = Field(default_factory=RewardConfig)
-    budget_shares: tuple[float, ...] = Field((0.02, 0.04, 0.07, 0.12, 0.2, 0.35, 0.55, 0.8),
+    budget_shares: tuple[Share, ...] = Field((0.02, 0.04, 0.07, 0.12, 0.2, 0.35, 0.55, 0.8),
                                              description="ltrr's frontier points: mean compute budgets, each the "
                                              "cheapest static plan's cost plus this share of the way to full fan-out's "
                                              "cost (denser at the cheap end, where the static cloud climbs fastest)")
