@@ -284,7 +284,7 @@ def _bench(args: argparse.Namespace) -> int:
     bench = {k: v for k, v in {"drift_requests": args.drift_requests or quick.get("drift_requests"),
                                "heldout_max": quick.get("heldout_max"), "mixed_plans": quick.get("mixed_plans"),
                                "cost_queries": quick.get("cost_queries"),
-                               "budget_shares": _shares(args.budget_shares) if args.budget_shares else
+                               "budget_shares": _shares(args.budget_shares) if args.budget_shares is not None else
                                quick.get("budget_shares"),
                                "scenarios": tuple(args.scenarios.split(",")) if args.scenarios else None,
                                "drift_workloads": args.drift_workloads,

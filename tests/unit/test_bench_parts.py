@@ -2,6 +2,8 @@
 Pareto set and paired dominance, the static cloud, and the drifting world."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -98,3 +100,13 @@ def test_world_drift_hides_new_items_and_fails_strategies():
     u1 = fail.clicks(3, items[:10], {i: 3 for i in items[:10]})
     u2 = fail.clicks(3, items[:10], {i: 3 for i in items[:10]})
     assert [(e.item_id, e.type) for e in u1] == [(e.item_id, e.type) for e in u2]  # the same user for every system
+
+
+def test_budget_shares_parse_or_say_what_is_wrong():
+    from core.errors import BadRequest
+    from ltrr.cli import _shares
+
+    assert _shares("0.02,0.5,1") == (0.02, 0.5, 1.0)
+    for bad, needle in (("0.1,x", "comma-separated numbers"), ("0,0.5", "(0, 1]"), ("1.5", "(0, 1]"), ("", "numbers")):
+        with pytest.raises(BadRequest, match=re.escape(needle)):
+            _shares(bad)
