@@ -151,8 +151,8 @@ def test_dense_max_tokens_is_recorded_and_queries_use_it(tmp_path):
 
 
 def test_bench_refuses_bad_settings_in_one_line(tmp_path):
-    """Checked before any work: a malformed --budget-shares, and a setting the config's bounds refuse."""
+    """Checked before any work, by the config's own bounds: a budget share of 0, a negative call price."""
     assert_clean_error(ltrr("bench", "--budget-shares", "0.1,0", "--state", str(tmp_path / "s"),
-                            "--out", str(tmp_path / "o")), "--budget-shares", "(0, 1]")
+                            "--out", str(tmp_path / "o")), "budget_shares.1", "greater than 0")
     assert_clean_error(ltrr("bench", "--call-overhead-ms", "-1", "--state", str(tmp_path / "s"),
                             "--out", str(tmp_path / "o")), "call_overhead_ms", "greater than or equal")
