@@ -66,7 +66,7 @@ from engine.sharding import scatter_gather
 from retrievers import strategy_class
 from retrievers.base import Query
 from retrievers.index import IndexHandle
-from rl.policy import Policy
+from rl.policy import LEVELS, Policy
 from rl.serving import build_policy
 
 log = logging.getLogger("ray.serve")
@@ -107,7 +107,8 @@ class Orchestrator:
             self._policy("fixed"), IndexHandle.open(a.index_dir),
             ServiceTimings(a.strategy_timeout_ms / 1000, a.ranker_timeout_ms / 1000, a.circuit_cooldown_s,
                            a.load_shedding.retry_after_s, a.history_refresh_s),
-            parse_for=frozenset(s for s in a.strategies if strategy_class(s).uses_parse))
+            parse_for=frozenset(s for s in a.strategies if strategy_class(s).uses_parse),
+            lookahead=max(LEVELS) if a.policy.lookahead else 0)
         self.pipeline = self.service.pipeline
 
     def _policy(self, version: str, bandit_dir: str | None = None) -> Policy:

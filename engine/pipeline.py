@@ -22,6 +22,15 @@ available strategy (and those the plan called below the top budget) at the top b
 logs the request again, completed: all candidates with provenance, `fetched` depths and
 the shadow calls' latencies (`engine.feedback_store` keeps the completion in place of the
 first record). Exploration then costs compute, never what the user was shown.
+
+Lookahead (`lookahead=B`): every called strategy is fetched at least B deep, the user is
+served the plan's own prefix (a strategy's top b is a prefix of its top B: the ranker sees
+exactly the plan's union), and the request is logged with all B and `fetched` depths. Every
+deeper plan over the strategies a request called is then exact in its log (`rl.reward`),
+not only on shadow requests. It costs the deeper calls' compute (`SearchResult.depth` says
+what was paid) and the log's size. Off by default (`rl.serving.PolicyArgs.lookahead`):
+measured on the bench's drift streams, exact lists alone do not let the gate tell deeper
+plans apart, since nobody clicked what nobody was shown (README, stop 28).
 """
 from __future__ import annotations
 
@@ -105,6 +114,7 @@ class SearchResult:
     ranker_version: str
     timings_ms: dict[str, float] = field(default_factory=dict)
     latency_ms: dict[str, float] = field(default_factory=dict)  # strategy -> call latency
+    depth: dict[str, int] = field(default_factory=dict)  # strategy -> the depth it was called at (>= its budget)
     shadow_task: asyncio.Task | None = None  # the off-path shadow fetch and log (shadow plans only)
     entities: EntityAnswer | None = None  # what `search(entities=...)` showed beside the results (and logged)
 
@@ -126,8 +136,9 @@ class SearchPipeline:
     def __init__(self, retrievers: dict[str, RetrieveFn], rank: RankFn, log: LogFn, policy: Policy,
                  strategy_timeout_s: float = 1.0, ranker_timeout_s: float = 2.0, cooldown_s: float = 5.0,
                  context_fn: ContextFn = no_features, retry_after_s: float = 1.0, top_budget: int = max(LEVELS),
-                 log_in_background: bool = False, parse_for: frozenset[str] = frozenset()):
+                 log_in_background: bool = False, parse_for: frozenset[str] = frozenset(), lookahead: int = 0):
         self.retrievers = retrievers
+        self.lookahead = lookahead  # fetch every called strategy at least this deep (module docstring)
         self.parse_for = parse_for  # strategies that get the request's query-understanding parse
         self.log_in_background = log_in_background
         self.pending_logs: dict[str, asyncio.Task] = {}  # request_id -> its log write, while in flight
@@ -186,10 +197,14 @@ class SearchPipeline:
 
         t1 = time.perf_counter()
         q = Query(text=query, user_id=user_id, context=context, parse=parse)
-        results, failed, overloaded, latency = await self._fetch(q, plan.budgets, timings)
+        depth = {s: max(b, self.lookahead) for s, b in plan.budgets.items() if b > 0}
+        fetched, failed, overloaded, latency = await self._fetch(q, depth, timings)
         timings["retrieve"] = (time.perf_counter() - t1) * 1000
-        if not results:  # nothing to rank or show: an empty 200 would hide the outage
+        if not fetched:  # nothing to rank or show: an empty 200 would hide the outage
             raise self._unavailable(failed, overloaded)
+        deeper = {s: d for s, d in depth.items() if s in fetched and d > plan.budgets[s]}
+        results = ({s: [c for c in cands if c.rank <= plan.budgets[s]] for s, cands in fetched.items()}
+                   if deeper else fetched)  # the plan's prefix of each list: what the user is served
         candidates = union(results)
 
         t2 = time.perf_counter()
@@ -212,22 +227,25 @@ class SearchPipeline:
             features=[float(x) for x in features], latency_ms=latency,
             plan=PlanRecord(budgets=plan.budgets, propensity=plan.propensity, policy_version=plan.policy_version,
                             shadow=plan.shadow),
-            failed=failed, candidates=candidates, shown=[i for i, _ in shown], ranker_version=ranker_version,
-            rank_ms=round(timings["rank"], 3), entities=shown_entities.logged() if shown_entities else [])
+            failed=failed, candidates=union(fetched) if deeper else candidates, shown=[i for i, _ in shown],
+            ranker_version=ranker_version, rank_ms=round(timings["rank"], 3),
+            fetched={s: depth[s] for s in fetched} if deeper else {},
+            entities=shown_entities.logged() if shown_entities else [])
         if self.log_in_background:
             self._log_later(record)
         else:
             await self.log_fn(record)
         task = None
         if plan.shadow:
-            task = asyncio.create_task(self._shadow(record, q, results, available))
+            task = asyncio.create_task(self._shadow(record, q, fetched, available))
             self.background.add(task)
             task.add_done_callback(self.background.discard)
         timings["log"] = (time.perf_counter() - t3) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000
         return SearchResult(request_id=request_id, plan=plan, ranked=shown, candidates=candidates, failed=failed,
                             ranker_version=ranker_version, timings_ms={k: round(v, 3) for k, v in timings.items()},
-                            latency_ms=latency, shadow_task=task, entities=shown_entities)
+                            latency_ms=latency, depth={s: depth[s] for s in fetched}, shadow_task=task,
+                            entities=shown_entities)
 
     def _log_later(self, record: RequestRecord) -> None:
         rid = record.request_id
@@ -276,14 +294,16 @@ class SearchPipeline:
 
     async def _shadow(self, record: RequestRecord, q: Query, served: dict[str, list[Candidate]],
                       available: list[str]) -> RequestRecord:
-        """After the response: fetch the available strategies the plan did not take at the top
-        budget, at the top budget, and log the completed request (see the module docstring)."""
+        """After the response: fetch the available strategies the request did not fetch at the top
+        budget, at the top budget, and log the completed request (see the module docstring).
+        `served`: what the response's calls returned (strategy -> list, as deep as they were called)."""
         await self.logged(record.request_id)  # the completion follows the first record
         top = self.top_budget
-        extra = {s: top for s in available if record.plan.budgets.get(s, 0) < top and s not in record.failed}
+        depth = record.depth
+        extra = {s: top for s in available if depth.get(s, 0) < top and s not in record.failed}
         results, _, _, latency = await self._fetch(q, extra)
         merged = {**served, **results}  # a strategy's top-b is a prefix of its top-B: B's list has every hit
-        fetched = {s: (top if s in results else record.plan.budgets.get(s, 0)) for s in merged}
+        fetched = {s: (top if s in results else depth.get(s, 0)) for s in merged}
         done = record.model_copy(update={"candidates": union(merged), "fetched": fetched,
                                          "shadow_latency_ms": latency})
         await self.log_fn(done)

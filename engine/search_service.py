@@ -73,7 +73,7 @@ class SearchService:
 
     def __init__(self, retrievers: dict[str, RetrieveFn], rank: RankFn, feedback: FeedbackClient, policy: Policy,
                  index: IndexHandle, timings: ServiceTimings = ServiceTimings(), log_in_background: bool = True,
-                 parse_for: frozenset[str] = frozenset()):
+                 parse_for: frozenset[str] = frozenset(), lookahead: int = 0):
         self.catalog: Mapping[str, Item] = index.catalog_view()  # memory-mapped: shared through the page cache
         self.entity_index = EntityIndex(index.entities(self.catalog))
         self.featurizer = ContextFeaturizer.from_catalog(self.catalog.values(), index.schema)
@@ -88,7 +88,7 @@ class SearchService:
         self.pipeline = SearchPipeline(retrievers, rank, self.log_batcher, policy, timings.strategy_s,
                                        timings.ranker_s, timings.cooldown_s, context_fn=self.features,
                                        retry_after_s=timings.retry_after_s, log_in_background=log_in_background,
-                                       parse_for=parse_for)
+                                       parse_for=parse_for, lookahead=lookahead)
 
     async def search(self, query: str, k: int, user_id: str | None = None, context: dict | None = None,
                      related: int = 5) -> Answer:

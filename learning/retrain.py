@@ -40,6 +40,7 @@ from rl.cost import CostModel
 from rl.features import DIM, FEATURE_NAMES
 from rl.policy import LEVELS
 from rl.promotion import HOLDOUT
+from rl.reward import SupportOrders
 from rl.serving import PolicyArgs, build_policy
 
 if TYPE_CHECKING:
@@ -63,8 +64,9 @@ class Promoter(Protocol):
 
 
 #: One request's per-support scores, compact (arrays, not a dict of boxed floats per support):
-#: (the fetch's item ids, [(set of strategies, rows of the ids it fetched, the ranker's scores)])
-SupportScores = tuple[list[str], list[tuple[frozenset[str], np.ndarray, np.ndarray]]]
+#: (the fetch's item ids, [(set of strategies, deep, rows of the ids it fetched, the ranker's scores)]);
+#: `deep`: featurized at the fetched depth rather than the served one (`rl.reward.SupportOrders`)
+SupportScores = tuple[list[str], list[tuple[frozenset[str], bool, np.ndarray, np.ndarray]]]
 #: (ranker version, request id, shadow completion landed, candidates) -> that request's SupportScores
 SupportCache = MutableMapping[tuple[str, str, bool, int], SupportScores]
 
@@ -141,36 +143,41 @@ def retrain_bandit(paths: StatePaths, policy_args: PolicyArgs, strategies: list[
 
 def logged_scores(requests: Sequence[RequestRecord], ranker: Ranker, catalog: Mapping[str, Item],
                   batch: int = 256) -> dict[str, dict[str, float]]:
-    """request id -> item -> `ranker`'s score of each logged candidate, featurized with the
-    request's whole logged fetch (one predict call per `batch` requests)."""
+    """request id -> item -> `ranker`'s score of each candidate the request served, featurized
+    as the plan it served (`RequestRecord.served`: what the ranker ranked for the user, not the
+    deeper lists a shadow completion or a lookahead fetch logged beside it), so the served
+    plan's reward is valued in the order its user saw (one predict call per `batch` requests)."""
     from ranking.model import rank_many
 
     out: dict[str, dict[str, float]] = {}
     for a in range(0, len(requests), batch):
-        chunk = [r for r in requests[a:a + batch] if r.candidates]
-        for r, pairs in zip(chunk, rank_many(ranker, [(r.query, r.candidates) for r in chunk], catalog)):
+        chunk = [(r, r.served()) for r in requests[a:a + batch]]
+        chunk = [(r, served) for r, served in chunk if served]
+        for (r, _), pairs in zip(chunk, rank_many(ranker, [(r.query, served) for r, served in chunk], catalog)):
             out[r.request_id] = dict(pairs)
     return out
 
 
 def support_scorer(ranker: Ranker, catalog: Mapping[str, Item], cache: SupportCache | None = None
-                   ) -> Callable[[RequestRecord], dict[frozenset[str], dict[str, float]]]:
+                   ) -> Callable[[RequestRecord], SupportOrders]:
     """A logged request -> for every non-empty set of the strategies that returned candidates,
     `ranker`'s scores of what those strategies fetched, featurized as a plan of exactly those
-    strategies at the fetched depth (`ranking.features.PlanFeaturizer`; one predict call per
-    request). `rl.experience` orders each plan's items by its own strategies' scores with it:
-    the ranker's features depend on which lists found an item, so the whole fetch's order,
-    restricted to a sub-plan, overrated plans without lexical and dense by up to 0.37 nDCG@10
-    on SciFact (`rl.reward`).
+    strategies (`ranking.features.PlanFeaturizer`; one predict call per request), at the depths
+    the request served them at, and, where a shadow or lookahead fetch went deeper, also at the
+    fetched depth (`rl.reward.SupportOrders`). `rl.experience` orders each plan's items by its
+    own strategies' scores with it: the ranker's features depend on which lists found an item,
+    so the whole fetch's order, restricted to a sub-plan, overrated plans without lexical and
+    dense by up to 0.37 nDCG@10 on SciFact (`rl.reward`).
 
-    Cost: up to 63 featurizations per request (about 9 ms at 5.6 strategies and 133 candidates,
-    music-demo, 2026-12-07). `cache`, keyed by the ranker's version and the request's record
-    (its id, whether its shadow completion has landed, its candidate count), keeps the scores
-    across retrains on growing logs: the bench's drift stream, retraining every 200 of 1,200
-    requests, would otherwise rescore 3,000 requests for 1,000 distinct ones."""
+    Cost: up to 63 featurizations per request, twice for a deeper fetch (about 9 ms at 5.6
+    strategies and 133 candidates, music-demo, 2026-12-07). `cache`, keyed by the ranker's
+    version and the request's record (its id, whether its shadow completion has landed, its
+    candidate count), keeps the scores across retrains on growing logs: the bench's drift
+    stream, retraining every 200 of 1,200 requests, would otherwise rescore 3,000 requests for
+    1,000 distinct ones."""
     from ranking.features import PlanFeaturizer
 
-    def score(r: RequestRecord) -> dict[frozenset[str], dict[str, float]]:
+    def score(r: RequestRecord) -> SupportOrders:
         key = (ranker.version, r.request_id, bool(r.fetched), len(r.candidates))
         got = cache.get(key) if cache is not None else None
         if got is None:
@@ -178,19 +185,28 @@ def support_scorer(ranker: Ranker, catalog: Mapping[str, Item], cache: SupportCa
             if cache is not None:
                 cache[key] = got
         ids, blocks = got
-        return {S: dict(zip([ids[i] for i in rows], x.tolist())) for S, rows, x in blocks}
+        served: dict[frozenset[str], dict[str, float]] = {}
+        deep: dict[frozenset[str], dict[str, float]] = {}
+        for S, is_deep, rows, x in blocks:
+            (deep if is_deep else served)[S] = dict(zip([ids[i] for i in rows], x.tolist()))
+        return SupportOrders(served, deep, {s: b for s, b in r.plan.budgets.items() if b > 0})
 
     def _score(r: RequestRecord) -> SupportScores:
         present = sorted({s for c in r.candidates for s in c.hits})
         if not present:
             return [], []
         feats = PlanFeaturizer(r.query, r.candidates, catalog)
+        top = max(LEVELS)
+        at = {s: b if (b := r.plan.budgets.get(s, 0)) > 0 else top for s in present}  # as served
+        deeper = {s for s in present if at[s] < r.depth.get(s, 0)}  # fetched beyond what was served
         supports = [frozenset(S) for k in range(1, len(present) + 1) for S in combinations(present, k)]
-        plans = [feats.rows({s: max(LEVELS) for s in S}) for S in supports]  # all each strategy fetched
+        jobs = [(S, False, {s: at[s] for s in S}) for S in supports]
+        jobs += [(S, True, {s: top for s in S}) for S in supports if S & deeper]
+        plans = [feats.rows(budgets) for _, _, budgets in jobs]
         scores = ranker.predict(np.concatenate([X for _, X in plans])).astype(np.float32)
         bounds = np.cumsum([0] + [len(rows) for rows, _ in plans])
-        return feats.ids, [(S, rows.astype(np.int32), scores[a:b])
-                           for S, (rows, _), a, b in zip(supports, plans, bounds[:-1], bounds[1:])]
+        return feats.ids, [(S, is_deep, rows.astype(np.int32), scores[a:b])
+                           for (S, is_deep, _), (rows, _), a, b in zip(jobs, plans, bounds[:-1], bounds[1:])]
     return score
 
 

@@ -109,13 +109,14 @@ class CostModel(BaseModel):
 
     @classmethod
     def from_records(cls, records: Iterable[RequestRecord], call_overhead_ms: float = 1.0) -> CostModel:
-        """Fit from the service's request log: each served call's latency at its budget (shadow
-        calls at the top budget), and the ranker's latency against the union it ranked."""
+        """Fit from the service's request log: each served call's latency at the depth it was made
+        at (its budget, or the lookahead's depth; shadow calls at the top budget), and the ranker's latency against the union it ranked."""
         samples: dict[str, list[tuple[int, float]]] = defaultdict(list)
         ranker: list[tuple[int, float]] = []
         for r in records:
+            depth = r.depth  # the depth each call was made at (a lookahead fetch goes deeper than the plan)
             for s, ms in r.latency_ms.items():
-                samples[s].append((r.plan.budgets.get(s, 0), ms))
+                samples[s].append((depth.get(s, 0), ms))
             for s, ms in r.shadow_latency_ms.items():
                 samples[s].append((r.fetched.get(s, 0), ms))
             if r.rank_ms is not None:

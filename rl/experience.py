@@ -44,10 +44,19 @@ from rl.env import LoggedContext
 from rl.features import DIM, FEATURE_NAMES, REGIME_FEATURE
 from rl.policy import ActionSpace
 from rl.promotion import LoggedDecision
-from rl.reward import RewardConfig, acted_items, gain_table, known_mask, plan_reward, returned_counts, reward_table
+from rl.reward import (
+    RewardConfig,
+    SupportOrders,
+    acted_items,
+    gain_table,
+    known_mask,
+    plan_reward,
+    returned_counts,
+    reward_table,
+)
 from rl.reward_model import RewardModel
 
-Rescore = Callable[[RequestRecord], Mapping[frozenset[str], Mapping[str, float]]]
+Rescore = Callable[[RequestRecord], SupportOrders | Mapping[frozenset[str], Mapping[str, float]]]
 
 
 @dataclass

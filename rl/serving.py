@@ -43,6 +43,9 @@ class PolicyArgs(BaseModel):
                                         "before its decay (see shadow_half_life)")
     shadow_half_life: int = Field(2000, ge=1, description="the trained shadow share halves for every this many "
                                   "full-information contexts the serving bandit was trained on")
+    lookahead: bool = Field(False, description="fetch every strategy a plan calls at the top budget, serve the "
+                            "plan's own prefix and log the rest: every deeper plan over the called strategies is then "
+                            "exact in every request's log, at the price of the deeper calls' compute (engine.pipeline)")
     shadow_floor: float = Field(0.005, ge=0, le=1, description="the shadow share never decays below this")
     reward: RewardConfig = Field(default_factory=RewardConfig, description="what the retraining job maximises: "
                                  "event weights, and the price of compute or a mean compute budget (ms)")

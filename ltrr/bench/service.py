@@ -26,6 +26,7 @@ from ltrr.bench.workload import Workload, ranked
 from ltrr.bench.world import World
 from retrievers import STRATEGIES, Query
 from rl.features import ContextFeaturizer
+from rl.policy import LEVELS
 from rl.serving import PolicyArgs, build_policy
 from rl.train import PPOConfig
 
@@ -59,7 +60,7 @@ class BenchService:
         self.pipeline = SearchPipeline({s: self._strategy(s) for s in STRATEGIES}, self._rank, self._log,
                                        build_policy(args, list(STRATEGIES), "fixed", self.paths.bandit_models),
                                        strategy_timeout_s=30.0, ranker_timeout_s=30.0, cooldown_s=0.5,
-                                       context_fn=self._features)
+                                       context_fn=self._features, lookahead=max(LEVELS) if args.lookahead else 0)
 
     def _strategy(self, name: str):
         async def call(query: Query, k: int) -> list[Candidate]:

@@ -118,7 +118,8 @@ def run_stream(wl: Workload, world: World, cfg: StreamConfig, reward: RewardConf
                                                         type=e.type, position=e.position, ts=T0 + 3.0 * t + 1)
                                             for j, e in enumerate(events)]))
         called = {s: b for s, b in res.plan.budgets.items() if s not in res.failed}
-        rewards["ltrr"][t] = plan_reward(res.candidates, acted(events), called, world.cost, reward, _by_order(shown))
+        rewards["ltrr"][t] = plan_reward(res.candidates, acted(events), called, world.cost, reward, _by_order(shown),
+                                         res.depth)
         budgets.append(res.plan.budgets)
         for name, plan in compare.items():
             cands = world.lists(text, plan)

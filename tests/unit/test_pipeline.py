@@ -182,3 +182,50 @@ def test_background_log_answers_first_and_logged_waits_for_the_write():
         await p.drain()
         assert p.log_failures == 1 and stored == [res.request_id]
     asyncio.run(run())
+
+
+def test_lookahead_serves_the_plans_prefix_and_logs_every_deeper_plan_exactly():
+    """lookahead=100: each called strategy is fetched 100 deep, but the ranker sees and the user
+    gets exactly the plan's own union; the log holds the deep lists with `fetched` depths, so a
+    deeper plan's reward from this log equals its reward from fetching that plan directly."""
+    from core.records import RequestRecord, within
+    from rl.cost import CostModel
+    from rl.reward import RewardConfig, plan_reward
+
+    rows = [(f"i{j}", 1.0 / j, j) for j in range(1, 120)]
+    strategies = {"a": fixed(rows), "b": fixed([(f"i{j}", 1.0, j - 50) for j in range(51, 160)]), "c": fixed(rows)}
+    named = {n: functools.partial(fn, name=n) for n, fn in strategies.items()}
+    plan = {"a": 10, "b": 25, "c": 0}
+    ranked_input: list[list[str]] = []
+
+    async def rank(query, cands):
+        ranked_input.append(sorted(c.item_id for c in cands))
+        return await rank_by_score(query, cands)
+
+    def run(lookahead: int, budgets: dict[str, int]) -> tuple[object, RequestRecord]:
+        logged: list[RequestRecord] = []
+
+        async def log(rec):
+            logged.append(rec)
+        p = SearchPipeline(named, rank, log, FixedPolicy(list(strategies), budgets, epsilon=0.0), lookahead=lookahead)
+        return asyncio.run(p.search("q", k=10)), logged[-1]
+
+    plain, plain_rec = run(0, plan)
+    deep, deep_rec = run(100, plan)
+    assert ranked_input[0] == ranked_input[1]  # the ranker saw the plan's union, not the lookahead's
+    assert deep.ranked == plain.ranked and deep_rec.shown == plain_rec.shown
+    assert {c.item_id for c in deep.candidates} == {c.item_id for c in plain.candidates}
+    assert deep.depth == {"a": 100, "b": 100} and not plain_rec.fetched and deep_rec.fetched == {"a": 100, "b": 100}
+    assert deep_rec.depth == {"a": 100, "b": 100, "c": 0}
+    assert {c.item_id for c in deep_rec.served()} == {c.item_id for c in plain_rec.candidates}
+    assert max(h.rank for c in deep_rec.candidates for h in c.hits.values()) == 100
+    cost, cfg = CostModel(strategy_ms={"a": {10: 1.0, 100: 2.0}}), RewardConfig()
+    deeper = {"a": 50, "b": 100, "c": 0}
+    _, direct_rec = run(0, deeper)
+    acted = {"i45": 1.0, "i140": 0.5, "i3": 0.2}
+    assert plan_reward(deep_rec.candidates, acted, deeper, cost, cfg) == pytest.approx(
+        plan_reward(direct_rec.candidates, acted, deeper, cost, cfg))
+    assert len(within(deep_rec.candidates, deeper)) == len(direct_rec.candidates)
+    # what the lookahead paid: the plan's gain, the deeper calls' compute
+    assert plan_reward(deep.candidates, acted, plan, cost, cfg, depth=deep.depth) == pytest.approx(
+        plan_reward(plain.candidates, acted, plan, cost, cfg) - cfg.price(1.0))

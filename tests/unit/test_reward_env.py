@@ -315,7 +315,7 @@ def test_the_support_scorer_featurizes_each_set_of_strategies_as_its_own_plan():
 
     cands = [Candidate("a", {"lexical": Hit(1, 1.0), "dense": Hit(3, 1.0)}), Candidate("b", {"dense": Hit(1, 1.0)}),
              Candidate("c", {"lexical": Hit(2, 1.0)})]
-    got = support_scorer(FallbackRanker(), {})(record("r1", {"lexical": 10, "dense": 10}, cands))
+    got = support_scorer(FallbackRanker(), {})(record("r1", {"lexical": 10, "dense": 10}, cands)).served
     assert set(got) == {frozenset({"lexical"}), frozenset({"dense"}), frozenset({"lexical", "dense"})}
     order = {k: sorted(v, key=v.get, reverse=True) for k, v in got.items()}
     assert order[frozenset({"lexical"})] == ["a", "c"] and order[frozenset({"dense"})] == ["b", "a"]
@@ -344,7 +344,39 @@ def test_the_support_cache_serves_a_request_once_per_ranker_and_record():
     again = support_scorer(ranker, {}, cache)(record("r1", {"lexical": 10, "dense": 10}, cands))
     assert again == first and ranker.calls == 1
     grown = record("r1", {"lexical": 10, "dense": 10}, [*cands, Candidate("c", {"lexical": Hit(2, 1.0)})])
-    assert "c" in support_scorer(ranker, {}, cache)(grown)[frozenset({"lexical"})] and ranker.calls == 2
+    assert "c" in support_scorer(ranker, {}, cache)(grown).served[frozenset({"lexical"})] and ranker.calls == 2
     other = Counting("v2")
     assert support_scorer(other, {}, cache)(record("r1", {"lexical": 10, "dense": 10}, cands)) == first
     assert other.calls == 1 and len(cache) == 3
+
+
+def test_a_deeper_fetch_does_not_change_the_served_plans_order():
+    """A lookahead or shadow fetch logs lists deeper than the plan served. The served plan must
+    still be valued in the order its user saw (its strategies featurized at the served depths),
+    and only the plans beyond those depths in the order of the deeper lists. Known answer, with
+    the RRF fallback ranker: served lexical 10 + dense 10, `a` (lexical 2) is third, behind
+    `b` and `c` (each first of one list); with dense fetched 100 deep, `a` is also dense's 20th, and any plan taking dense
+    past 20 ranks `a` first."""
+    from learning.retrain import support_scorer
+    from ranking.model import FallbackRanker
+
+    cands = [Candidate("a", {"lexical": Hit(2, 1.0), "dense": Hit(20, 1.0)}), Candidate("b", {"dense": Hit(1, 1.0)}),
+             Candidate("c", {"lexical": Hit(1, 1.0)})]
+    rec = record("r1", {"lexical": 10, "dense": 10}, cands, fetched={"lexical": 100, "dense": 100})
+    orders = support_scorer(FallbackRanker(), {})(rec)
+    both = frozenset({"lexical", "dense"})
+    assert both in orders.deep and dict(orders.depth) == {"lexical": 10, "dense": 10}
+    cfg = RewardConfig(position="ranked")
+    at = {b: TWO.levels.index(b) for b in (10, 25, 100)}
+    lex, den = TWO.strategies.index("lexical"), TWO.strategies.index("dense")
+
+    def plan(lexical: int, dense: int) -> tuple[int, int]:
+        idx = [0, 0]
+        idx[lex], idx[den] = at[lexical], at[dense]
+        return tuple(idx)
+    table = gain_table(rec.candidates, {"a": 1.0}, TWO, cfg, scores={"a": 1.0}, by_support=orders)
+    served_order = sorted(orders.served[both], key=lambda i: -orders.served[both][i])
+    assert served_order.index("a") == 2 and table[plan(10, 10)] == pytest.approx(1 / math.log2(4))
+    assert table[plan(10, 25)] == table[plan(100, 100)] == pytest.approx(1.0)  # a: lexical 2 + dense 20, first
+    flat = gain_table(rec.candidates, {"a": 1.0}, TWO, cfg, scores={"a": 1.0}, by_support=dict(orders.deep))
+    assert flat[plan(10, 10)] == pytest.approx(1.0)  # the deep order alone overrates the served plan
