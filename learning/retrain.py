@@ -36,11 +36,12 @@ from core.model import Item
 from core.paths import ModelKind, StatePaths
 from core.records import EventRecord, RequestRecord
 from learning.registry import previous_of, record_promotion
+from rl.click_model import ClickModelFit, fit_click_model
 from rl.cost import CostModel
 from rl.features import DIM, FEATURE_NAMES
 from rl.policy import LEVELS
 from rl.promotion import HOLDOUT
-from rl.reward import SupportOrders
+from rl.reward import RewardConfig, SupportOrders
 from rl.serving import PolicyArgs, build_policy
 
 if TYPE_CHECKING:
@@ -107,10 +108,11 @@ def retrain_bandit(paths: StatePaths, policy_args: PolicyArgs, strategies: list[
     if ranker is not None and catalog is not None:
         scores = logged_scores(requests, ranker, catalog)
         rescore = support_scorer(ranker, catalog, support_cache)
-    train_exp = experience(requests[:len(requests) - n_hold], events, space, cfg, cost, DIM, scores=scores,
-                           rescore=rescore)
+    train = requests[:len(requests) - n_hold]
+    clicks = click_model(train, events, cfg, scores, rescore)
+    train_exp = experience(train, events, space, cfg, cost, DIM, scores=scores, rescore=rescore, clicks=clicks)
     held = experience(requests[len(requests) - n_hold:], events, space, cfg, cost, DIM, model=train_exp.model,
-                      scores=scores, bounds=True, rescore=rescore) if n_hold >= 2 else train_exp
+                      scores=scores, bounds=True, rescore=rescore, clicks=clicks) if n_hold >= 2 else train_exp
     kind_dir = paths.bandit_models
     version = version or "bandit-" + time.strftime("%Y%m%d-%H%M%S")
     art = train_bandit(train_exp.contexts, strategies, kind_dir, version, reward=cfg, ppo=ppo,
@@ -128,6 +130,7 @@ def retrain_bandit(paths: StatePaths, policy_args: PolicyArgs, strategies: list[
               "full_information_contexts": train_exp.full_information,
               "known_plan_share": round(train_exp.known_share, 4), "price_per_10ms": art.meta["price_per_10ms"],
               "budget_ms": cfg.budget_ms, "serving_version": current,
+              "click_model": clicks.model_dump() if clicks is not None else None,
               "ope": decision, "serving_online_value": online, "promoted": decision["promote"]}
     (art.path / "promotion.json").write_text(json.dumps(record, indent=1))
     prev = kind_dir / current / "promotion.json"
@@ -156,6 +159,21 @@ def logged_scores(requests: Sequence[RequestRecord], ranker: Ranker, catalog: Ma
         for (r, _), pairs in zip(chunk, rank_many(ranker, [(r.query, served) for r, served in chunk], catalog)):
             out[r.request_id] = dict(pairs)
     return out
+
+
+def click_model(requests: Sequence[RequestRecord], events: Mapping[str, Sequence[EventRecord]], cfg: RewardConfig,
+                scores: Mapping[str, Mapping[str, float]] | None,
+                rescore: Callable[[RequestRecord], SupportOrders] | None) -> ClickModelFit | None:
+    """The click model `cfg.counterfactual` asks for, fitted on `requests` (`rl.click_model`):
+    None when it asks for logged clicks, without the ranker's scores, or when no shown item was
+    acted on yet (the logged clicks value the plans until then)."""
+    if cfg.counterfactual != "click_model" or scores is None or rescore is None:
+        return None
+    orders = {r.request_id: rescore(r) for r in requests if r.request_id in scores}
+    try:
+        return fit_click_model(requests, events, cfg, orders)
+    except ValueError:
+        return None
 
 
 def support_scorer(ranker: Ranker, catalog: Mapping[str, Item], cache: SupportCache | None = None

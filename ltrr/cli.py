@@ -266,6 +266,7 @@ def _bench(args: argparse.Namespace) -> int:
     from ltrr.bench.report import run_bench
     from ltrr.bench.run import BenchConfig
     from ltrr.bench.stream import StreamConfig
+    from rl.reward import RewardConfig
     from rl.train import PPOConfig
 
     quick = QUICK if args.quick else {}
@@ -278,6 +279,8 @@ def _bench(args: argparse.Namespace) -> int:
                              "warm_start_steps": quick.get("warm_start_steps")}.items() if v is not None}
     if ppo:
         stream["ppo"] = PPOConfig(**ppo)
+    if args.lookahead:
+        stream["policy"] = StreamConfig().policy.model_copy(update={"lookahead": True})
     bench = {k: v for k, v in {"drift_requests": args.drift_requests or quick.get("drift_requests"),
                                "heldout_max": quick.get("heldout_max"), "mixed_plans": quick.get("mixed_plans"),
                                "cost_queries": quick.get("cost_queries"),
@@ -285,7 +288,9 @@ def _bench(args: argparse.Namespace) -> int:
                                quick.get("budget_shares"),
                                "scenarios": tuple(args.scenarios.split(",")) if args.scenarios else None,
                                "drift_workloads": args.drift_workloads,
-                               "call_overhead_ms": args.call_overhead_ms}.items()
+                               "call_overhead_ms": args.call_overhead_ms,
+                               "reward": RewardConfig(counterfactual=args.counterfactual) if args.counterfactual
+                               else None}.items()
              if v is not None}
     try:
         cfg = BenchConfig(stream=StreamConfig(**stream), **bench)
@@ -467,6 +472,10 @@ def parser() -> argparse.ArgumentParser:
     bn.add_argument("--ppo-iterations", type=int, help="PPO iterations per training, after the warm start")
     bn.add_argument("--call-overhead-ms", type=float, help="CPU ms one strategy call costs besides the strategy's "
                     "own work (a Serve hop; see BenchConfig)")
+    bn.add_argument("--counterfactual", choices=["clicks", "click_model"], help="how retraining values the plans "
+                    "a request did not serve (RewardConfig.counterfactual; default: clicks)")
+    bn.add_argument("--lookahead", action="store_true", help="ltrr fetches every strategy a plan calls 100 deep, "
+                    "serves the plan's prefix and logs the rest (PolicyArgs.lookahead)")
     bn.add_argument("--state", default="state/bench", help="indexes, rankers and bandits of the bench")
     bn.add_argument("--out", default="benchmarks", help="where report.md and report/*.png go")
     bn.add_argument("--json", action="store_true", help="last line printed is one JSON object")

@@ -39,6 +39,7 @@ import numpy as np
 
 from core.records import EventRecord, RequestRecord
 from core.text import normalize
+from rl.click_model import ClickModelFit, full_scores
 from rl.cost import CostModel
 from rl.env import LoggedContext
 from rl.features import DIM, FEATURE_NAMES, REGIME_FEATURE
@@ -88,7 +89,7 @@ def query_positives(requests: Sequence[RequestRecord], events: Mapping[str, Sequ
 def experience(requests: Sequence[RequestRecord], events: Mapping[str, Sequence[EventRecord]], space: ActionSpace,
                cfg: RewardConfig, cost: CostModel, dim: int | None = None, model: RewardModel | None = None,
                scores: Mapping[str, Mapping[str, float]] | None = None, bounds: bool = False,
-               rescore: Rescore | None = None) -> Experience:
+               rescore: Rescore | None = None, clicks: ClickModelFit | None = None) -> Experience:
     """See the module docstring. Requests whose features do not have `dim` entries (an older
     feature layout) or that called nothing are skipped. A given `model` (fitted on other,
     e.g. older, requests) completes the tables instead of one fitted on these. `scores`
@@ -98,7 +99,9 @@ def experience(requests: Sequence[RequestRecord], events: Mapping[str, Sequence[
     `by_support`) orders each plan's items as the ranker orders its own strategies' lists;
     asked only for requests with acted items (the others gain nothing under any plan). `bounds`:
     give each decision its uncompleted table (float32, 61 KB at 6 strategies: only the
-    requests the gate judges on need it)."""
+    requests the gate judges on need it). `clicks` (with `rescore`): every plan's gain is what
+    the fitted click model expects its page to earn (`rl.click_model`), not the logged clicks
+    and the query's aggregated ones; DR's observed rewards stay the request's own events."""
     scores = scores or {}
     rows = []
     positives = query_positives(requests, events, cfg)
@@ -109,8 +112,14 @@ def experience(requests: Sequence[RequestRecord], events: Mapping[str, Sequence[
         acted = {**positives.get(normalize(r.query), {}), **own}
         returned = returned_counts(r.candidates)
         logged = scores.get(r.request_id)
-        support = rescore(r) if rescore is not None and logged is not None and acted else None
-        gains = gain_table(r.candidates, acted, space, cfg, scores=logged, by_support=support)
+        if clicks is not None and rescore is not None and logged is not None:
+            support = rescore(r)
+            orders = support if isinstance(support, SupportOrders) else SupportOrders(support)
+            gains = gain_table(r.candidates, clicks.weights(full_scores(orders)), space, cfg, scores=logged,
+                               by_support=orders, examination=clicks.eta)
+        else:
+            support = rescore(r) if rescore is not None and logged is not None and acted else None
+            gains = gain_table(r.candidates, acted, space, cfg, scores=logged, by_support=support)
         known = known_mask(r.depth, returned, space)
         rows.append((r, own, returned, gains, known))
     if not rows:

@@ -65,6 +65,7 @@ from rl.policy import ActionSpace
 
 Discount = Literal["log2", "reciprocal", "none"]
 Position = Literal["ranked", "retrieved"]
+Counterfactual = Literal["clicks", "click_model"]
 
 
 class RewardConfig(BaseModel):
@@ -81,6 +82,11 @@ class RewardConfig(BaseModel):
     page: int = Field(10, ge=1, description="ranked position: how many ranked items the user sees")
     price_per_10ms: float = Field(0.02, ge=0, description="reward given up per 10 ms of compute: a click at rank 1 "
                                   "is worth 1, so 0.02 means 10 ms must buy 2 % of a top click")
+    counterfactual: Counterfactual = Field("clicks", description="how the retraining job values the plans a "
+                                           "request did not serve: 'clicks', by the logged clicks (the request's "
+                                           "own and its query's in other requests); 'click_model', by what a "
+                                           "position-based click model fitted on the log expects each plan's page "
+                                           "to earn (rl.click_model; needs the serving ranker)")
     budget_ms: float | None = Field(None, gt=0, description="instead of a price, a mean compute budget per request "
                                     "(ms): training finds the price (a Lagrange multiplier) at which the policy's "
                                     "mean cost meets it")
@@ -192,31 +198,45 @@ def _ranks(candidates: Sequence[Candidate], strategies: Sequence[str], keep: Map
 
 
 def _ranked_block(ranks: Mapping[str, np.ndarray], order: Sequence[str], acted: Mapping[str, float],
-                  cols: Sequence[int], lv: np.ndarray, cfg: RewardConfig) -> np.ndarray:
-    """The gains of the plans over the strategies `cols` at levels `lv`, shape (len(lv),)*len(cols):
-    for the items of `order` up to the last acted one, which plans retrieve each ((m, L, ..., L)
-    booleans, one strategy axis at a time); an acted item's position under a plan is 1 + the
-    number of items before it in `order` that the plan retrieves."""
-    k, L = len(cols), len(lv)
-    at = [p for p, i in enumerate(order) if acted.get(i, 0.0) != 0.0]
+                  cols: Sequence[int], lv: np.ndarray, cfg: RewardConfig, examination: float = 0.0) -> np.ndarray:
+    """The gains of the plans over the strategies `cols` at levels `lv`, shape (len(lv),)*len(cols),
+    with the items in `order` (`_block`)."""
+    R = np.stack([ranks[i][list(cols)] for i in order]) if order else np.zeros((0, len(cols)))
+    return _block(R, np.array([acted.get(i, 0.0) for i in order], dtype=np.float64), lv, cfg, examination)
+
+
+def _block(R: np.ndarray, w: np.ndarray, lv: np.ndarray, cfg: RewardConfig, examination: float = 0.0) -> np.ndarray:
+    """The gains of the plans over k strategies at levels `lv`, shape (len(lv),)*k, for items in
+    ranked order with ranks `R` (m, k; inf = not found) and acted weights `w` (m,): which plans
+    retrieve each item ((m, L, ..., L) booleans, one strategy axis at a time); an item's position
+    under a plan is the number of items up to it that the plan retrieves (a cumulative sum).
+    `examination` (eta) multiplies the discount by position**-eta (`rl.click_model`: expected
+    clicks, not logged ones).
+
+    Once the smallest plan (every strategy at lv[0] > 0) has retrieved a page of items, every
+    plan has (each retrieves a superset of it), so no later item is on any plan's page: the walk
+    stops there, as it does after the last acted item."""
+    k, L = R.shape[1], len(lv)
     table = np.zeros((L,) * k)
-    if not at:
+    at = np.flatnonzero(w != 0.0)
+    if not len(at):
         return table
-    R = np.stack([ranks[i][list(cols)] for i in order[:at[-1] + 1]])  # (m, k)
+    m = at[-1] + 1
+    if lv[0] > 0:
+        m = min(m, int(np.searchsorted(np.cumsum((R[:m] <= lv[0]).any(axis=1)), cfg.page)) + 1)
+    R, w = R[:m], w[:m]
     miss = R[:, :, None] > lv[None, None, :]  # (m, k, L): not retrieved by strategy j at level l
     out = miss[:, 0, :]
     for j in range(1, k):
         out = out[..., None] & miss[:, j, :].reshape((len(R),) + (1,) * j + (L,))
     inside = ~out  # (m, L, ..., L)
-    before = np.zeros((L,) * k, dtype=np.int32)  # retrieved items ahead of the current one
-    acted_at = set(at)
-    for p in range(len(R)):
-        if p in acted_at:
-            pos = before + 1
-            gain = acted[order[p]] * cfg.discount_of(pos) * (pos <= cfg.page)
-            table += np.where(inside[p], gain, 0.0)
-        before += inside[p]
-    return table
+    pos = np.cumsum(inside, axis=0, dtype=np.int32)  # each item's position under each plan (if retrieved)
+    ranks_1 = np.arange(1, cfg.page + 1)
+    disc = np.zeros(cfg.page + 2)
+    disc[1:-1] = cfg.discount_of(ranks_1) * ranks_1 ** -float(examination)  # 0 beyond the page
+    hit = np.flatnonzero(w != 0.0)
+    gain = disc[np.minimum(pos[hit], cfg.page + 1)] * w[hit].reshape((len(hit),) + (1,) * k)
+    return table + np.where(inside[hit], gain, 0.0).sum(axis=0)
 
 
 @dataclass
@@ -236,8 +256,8 @@ class SupportOrders:
 
 def _ranked_gain_table(candidates: Sequence[Candidate], acted: Mapping[str, float], scores: Mapping[str, float],
                        space: ActionSpace, cfg: RewardConfig,
-                       by_support: Mapping[frozenset[str], Mapping[str, float]] | SupportOrders | None = None
-                       ) -> np.ndarray:
+                       by_support: Mapping[frozenset[str], Mapping[str, float]] | SupportOrders | None = None,
+                       examination: float = 0.0) -> np.ndarray:
     """gain_table with ranked positions. One order for every plan (`scores`), or, with
     `by_support`, each plan's items in the order the ranker gives the plan's own strategies
     (its support, at the fetched depth; with `SupportOrders`, at the served depth for plans
@@ -246,35 +266,46 @@ def _ranked_gain_table(candidates: Sequence[Candidate], acted: Mapping[str, floa
     n, lv = len(space.strategies), np.asarray(space.levels, dtype=np.float64)
     ranks = _ranks(candidates, space.strategies, None)
     if by_support is None:
-        return _ranked_block(ranks, score_order(list(ranks), scores), acted, range(n), lv, cfg)
+        return _ranked_block(ranks, score_order(list(ranks), scores), acted, range(n), lv, cfg, examination)
     if lv[0] != 0:
         raise ValueError("per-support credit needs level 0 (strategy not called) first")
     table = np.zeros((len(lv),) * n)
-    present = {k for r in ranks.values() for k in np.flatnonzero(np.isfinite(r))}
+    ids = list(ranks)
+    if not ids:
+        return table
+    RM = np.stack([ranks[i] for i in ids])  # (items, n)
+    W = np.array([acted.get(i, 0.0) for i in ids], dtype=np.float64)
+    tie = np.argsort(np.argsort(np.array(ids, dtype=object)))  # ties by item id (`core.records.best_first`)
+    present = set(np.flatnonzero(np.isfinite(RM).any(axis=0)))
+
+    def block(idx: np.ndarray, cols: tuple[int, ...], support_scores: Mapping[str, float]) -> np.ndarray:
+        sc = np.array([support_scores.get(ids[i], -np.inf) for i in idx], dtype=np.float64)
+        o = idx[np.lexsort((tie[idx], -sc))]
+        return _block(RM[o][:, list(cols)], W[o], lv[1:], cfg, examination)
+
     for size in range(1, n + 1):
         for cols in itertools.combinations(range(n), size):
-            found = [i for i, r in ranks.items() if np.isfinite(r[list(cols)]).any()]
-            if not any(acted.get(i, 0.0) != 0.0 for i in found):
+            idx = np.flatnonzero(np.isfinite(RM[:, list(cols)]).any(axis=1))
+            if not (W[idx] != 0.0).any():
                 continue  # no acted item under any plan of this support: its block stays 0
             support = frozenset(space.strategies[k] for k in cols if k in present)  # what the plan can find
-            block = _ranked_block(ranks, score_order(found, orders.served.get(support, scores)), acted, cols,
-                                  lv[1:], cfg)
+            got = block(idx, cols, orders.served.get(support, scores))
             if support in orders.deep:  # plans beyond the served depths: the order at the fetched depth
-                deep = _ranked_block(ranks, score_order(found, orders.deep[support]), acted, cols, lv[1:], cfg)
-                inside = np.ones(block.shape, dtype=bool)
+                deep = block(idx, cols, orders.deep[support])
+                inside = np.ones(got.shape, dtype=bool)
                 for j, k in enumerate(cols):
                     ok = lv[1:] <= orders.depth.get(space.strategies[k], np.inf)
                     inside &= ok.reshape((1,) * j + (len(ok),) + (1,) * (len(cols) - j - 1))
-                block = np.where(inside, block, deep)
+                got = np.where(inside, got, deep)
             at = tuple(slice(1, None) if k in cols else 0 for k in range(n))
-            table[at] = block
+            table[at] = got
     return table
 
 
 def gain_table(candidates: Sequence[Candidate], acted: Mapping[str, float], space: ActionSpace,
                cfg: RewardConfig, chunk: int = 64, scores: Mapping[str, float] | None = None,
-               by_support: Mapping[frozenset[str], Mapping[str, float]] | SupportOrders | None = None
-               ) -> np.ndarray:
+               by_support: Mapping[frozenset[str], Mapping[str, float]] | SupportOrders | None = None,
+               examination: float = 0.0) -> np.ndarray:
     """The gain of every plan, shape (L,)*n: `table[i_1..i_n]` = gain of {s_k: levels[i_k]}.
     With `scores` (and the ranked position), `_ranked_gain_table` (per support with `by_support`).
 
@@ -286,7 +317,7 @@ def gain_table(candidates: Sequence[Candidate], acted: Mapping[str, float], spac
     depths (`known_mask`).
     """
     if ranked(cfg, scores):
-        return _ranked_gain_table(candidates, acted, scores, space, cfg, by_support)
+        return _ranked_gain_table(candidates, acted, scores, space, cfg, by_support, examination)
     strategies, lv = space.strategies, np.asarray(space.levels, dtype=np.float64)
     n, L = len(strategies), len(lv)
     best = _ranks(candidates, strategies, acted)  # item -> per-strategy rank (inf = not found)

@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
-from learning.retrain import logged_scores, support_scorer
+from learning.retrain import click_model, logged_scores, support_scorer
 from ltrr.bench.frontier import Heldout, Point, best_within, dominated_by, pareto, static_plans
 from ltrr.bench.stream import T0, StreamConfig, run_stream
 from ltrr.bench.workload import TOP, Workload, fan_out, measure_costs
@@ -78,8 +78,10 @@ def frontier(wl: Workload, svc, cost: CostModel, cfg: BenchConfig, work_dir: Pat
                         fused=True)
     space = ActionSpace(list(STRATEGIES))
     logged = list(svc.records.values())
-    exp = experience(logged, svc.events, space, cfg.reward, cost, DIM, scores=logged_scores(logged, wl.ranker, wl.catalog),
-                     rescore=support_scorer(wl.ranker, wl.catalog, svc.support_cache))
+    scores = logged_scores(logged, wl.ranker, wl.catalog)
+    rescore = support_scorer(wl.ranker, wl.catalog, svc.support_cache)
+    exp = experience(logged, svc.events, space, cfg.reward, cost, DIM, scores=scores, rescore=rescore,
+                     clicks=click_model(logged, svc.events, cfg.reward, scores, rescore))
     # asked right after the stream (its clock: T0 + 3 s per request), not at the bench's wall-clock
     # time: the time-of-day features would otherwise lie outside everything the policy was trained on
     after = T0 + 3.0 * cfg.stream.requests
