@@ -38,7 +38,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,7 +114,7 @@ class SearchResult:
     ranker_version: str
     timings_ms: dict[str, float] = field(default_factory=dict)
     latency_ms: dict[str, float] = field(default_factory=dict)  # strategy -> call latency
-    depth: dict[str, int] = field(default_factory=dict)  # strategy -> the depth it was called at (>= its budget)
+    depth: Mapping[str, int] = field(default_factory=dict)  # strategy -> the depth it was called at (>= its budget)
     shadow_task: asyncio.Task | None = None  # the off-path shadow fetch and log (shadow plans only)
     entities: EntityAnswer | None = None  # what `search(entities=...)` showed beside the results (and logged)
 
@@ -197,12 +197,13 @@ class SearchPipeline:
 
         t1 = time.perf_counter()
         q = Query(text=query, user_id=user_id, context=context, parse=parse)
-        depth = {s: max(b, self.lookahead) for s, b in plan.budgets.items() if b > 0}
+        depth = ({s: max(b, self.lookahead) for s, b in plan.budgets.items() if b > 0} if self.lookahead
+                 else plan.budgets)  # how deep each strategy is called
         fetched, failed, overloaded, latency = await self._fetch(q, depth, timings)
         timings["retrieve"] = (time.perf_counter() - t1) * 1000
         if not fetched:  # nothing to rank or show: an empty 200 would hide the outage
             raise self._unavailable(failed, overloaded)
-        deeper = {s: d for s, d in depth.items() if s in fetched and d > plan.budgets[s]}
+        deeper = bool(self.lookahead) and any(depth[s] > plan.budgets[s] for s in fetched)
         results = ({s: [c for c in cands if c.rank <= plan.budgets[s]] for s, cands in fetched.items()}
                    if deeper else fetched)  # the plan's prefix of each list: what the user is served
         candidates = union(results)
@@ -229,7 +230,7 @@ class SearchPipeline:
                             shadow=plan.shadow),
             failed=failed, candidates=union(fetched) if deeper else candidates, shown=[i for i, _ in shown],
             ranker_version=ranker_version, rank_ms=round(timings["rank"], 3),
-            fetched={s: depth[s] for s in fetched} if deeper else {},
+            fetched={s: depth[s] for s in fetched} if deeper else {},  # deeper: the lists go past the plan
             entities=shown_entities.logged() if shown_entities else [])
         if self.log_in_background:
             self._log_later(record)
@@ -244,7 +245,7 @@ class SearchPipeline:
         timings["total"] = (time.perf_counter() - t0) * 1000
         return SearchResult(request_id=request_id, plan=plan, ranked=shown, candidates=candidates, failed=failed,
                             ranker_version=ranker_version, timings_ms={k: round(v, 3) for k, v in timings.items()},
-                            latency_ms=latency, depth={s: depth[s] for s in fetched}, shadow_task=task,
+                            latency_ms=latency, depth=depth, shadow_task=task,
                             entities=shown_entities)
 
     def _log_later(self, record: RequestRecord) -> None:

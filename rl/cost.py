@@ -110,7 +110,8 @@ class CostModel(BaseModel):
     @classmethod
     def from_records(cls, records: Iterable[RequestRecord], call_overhead_ms: float = 1.0) -> CostModel:
         """Fit from the service's request log: each served call's latency at the depth it was made
-        at (its budget, or the lookahead's depth; shadow calls at the top budget), and the ranker's latency against the union it ranked."""
+        at (its budget, or the lookahead's depth; shadow calls at the top budget), and the
+        ranker's latency against the union it ranked."""
         samples: dict[str, list[tuple[int, float]]] = defaultdict(list)
         ranker: list[tuple[int, float]] = []
         for r in records:

@@ -57,7 +57,7 @@ from rl.reward import (
 )
 from rl.reward_model import RewardModel
 
-Rescore = Callable[[RequestRecord], SupportOrders | Mapping[frozenset[str], Mapping[str, float]]]
+Rescore = Callable[[RequestRecord], SupportOrders]
 
 
 @dataclass
@@ -113,8 +113,7 @@ def experience(requests: Sequence[RequestRecord], events: Mapping[str, Sequence[
         returned = returned_counts(r.candidates)
         logged = scores.get(r.request_id)
         if clicks is not None and rescore is not None and logged is not None:
-            support = rescore(r)
-            orders = support if isinstance(support, SupportOrders) else SupportOrders(support)
+            orders = rescore(r)
             gains = gain_table(r.candidates, clicks.weights(full_scores(orders)), space, cfg, scores=logged,
                                by_support=orders, examination=clicks.eta)
         else:
