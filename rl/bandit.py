@@ -25,6 +25,10 @@ replaced by the uniform distribution 1/N. With no strategy available the
 empty plan is the only one, with probability 1. Plans the policy can never produce
 (a budget for an unavailable or unknown strategy, a level off the grid, the empty plan)
 have probability 0.
+
+A regime the training's guard pinned (`rl.guard`: the routing did not beat the regime's best
+static plan out of sample) has q_s put all but 1e-9 per other level on that plan's level, so
+the formula above, epsilon's near plans and the logged propensities hold unchanged.
 """
 from __future__ import annotations
 
@@ -39,6 +43,7 @@ import numpy as np
 import torch
 
 from rl.artifact import META_FILE, MODULE_DIR
+from rl.guard import pin_log_probs, pinned
 from rl.policy import ActionSpace, Plan, PolicyContext
 
 
@@ -81,6 +86,7 @@ class BanditPolicy:
         self.obs_dim = int(meta["obs_dim"])
         self._col = {s: k for k, s in enumerate(self.strategies)}
         self._lvl = {b: i for i, b in enumerate(self.levels)}
+        self._split, self._pinned = pinned(meta)  # regimes the training's guard serves a static plan (`rl.guard`)
         self.rng = np.random.default_rng(seed)
 
     @classmethod
@@ -109,13 +115,15 @@ class BanditPolicy:
         return x
 
     def _log_probs(self, x: np.ndarray) -> np.ndarray:
-        """(N, obs_dim) float32 -> (N, n_strategies, n_levels) float64 log-probabilities, one forward pass."""
+        """(N, obs_dim) float32 -> (N, n_strategies, n_levels) float64 log-probabilities, one forward
+        pass; in a regime the training's guard pinned, all but 1e-9 per other level on its static plan."""
         with torch.no_grad():
             out = self.module.forward_inference({"obs": torch.from_numpy(np.ascontiguousarray(x))})
         logits = out["action_dist_inputs"].double().numpy().reshape(len(x), len(self.strategies), len(self.levels))
         logits = logits / self.temperature
         mx = logits.max(axis=-1, keepdims=True)
-        return logits - mx - np.log(np.exp(logits - mx).sum(axis=-1, keepdims=True))
+        logq = logits - mx - np.log(np.exp(logits - mx).sum(axis=-1, keepdims=True))
+        return pin_log_probs(logq, x, self._split, self._pinned, self.strategies, self.levels)
 
     def probs(self, features: np.ndarray) -> np.ndarray:
         """Module probabilities of each level per strategy (no masking, no epsilon): (n_strategies, n_levels)."""

@@ -24,6 +24,7 @@ found, and PPO fine-tunes at it.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -68,26 +69,32 @@ class PlanSearch:
         return float(self.costs[np.arange(len(plans)), plans].mean())
 
     def price_for_budget(self, budget_ms: float, probes: int = 40) -> tuple[float, list[dict[str, float]]]:
-        """The lowest price (within PRICE_RANGE, on a log scale) at which the greedy plans' mean
-        cost is at most `budget_ms`, and the probes' (price, cost) trace. If even the highest
-        price's plans cost more (no plan is that cheap), that price; if the lowest price's plans
-        fit, the lowest."""
-        lo, hi = np.log(PRICE_RANGE[0]), np.log(PRICE_RANGE[1])
+        """The lowest price (`lowest_price`) at which the greedy plans' mean cost is at most
+        `budget_ms`, and the probes' (price, cost) trace."""
         trace = []
 
-        def spend(log_price: float) -> float:
-            cost = self.mean_cost(self.greedy(float(np.exp(log_price))))
-            trace.append({"price_per_10ms": float(np.exp(log_price)), "greedy_cost_ms": cost})
+        def spend(price: float) -> float:
+            cost = self.mean_cost(self.greedy(price))
+            trace.append({"price_per_10ms": price, "greedy_cost_ms": cost})
             return cost
 
-        if spend(lo) <= budget_ms:
-            return float(np.exp(lo)), trace
-        if spend(hi) > budget_ms:
-            return float(np.exp(hi)), trace
-        for _ in range(probes):  # invariant: spend(lo) > budget >= spend(hi)
-            mid = (lo + hi) / 2
-            if spend(mid) <= budget_ms:
-                hi = mid
-            else:
-                lo = mid
-        return float(np.exp(hi)), trace
+        return lowest_price(spend, budget_ms, probes), trace
+
+
+def lowest_price(spend: Callable[[float], float], budget_ms: float, probes: int = 40) -> float:
+    """The lowest price within PRICE_RANGE, found by bisection on a log scale, at which
+    `spend(price)` (a mean cost in ms that never increases with the price) is at most
+    `budget_ms`. If even the highest price spends more (no plan is that cheap), that price;
+    if the lowest price's spend fits, the lowest."""
+    lo, hi = np.log(PRICE_RANGE[0]), np.log(PRICE_RANGE[1])
+    if spend(float(np.exp(lo))) <= budget_ms:
+        return float(np.exp(lo))
+    if spend(float(np.exp(hi))) > budget_ms:
+        return float(np.exp(hi))
+    for _ in range(probes):  # invariant: spend(lo) > budget >= spend(hi)
+        mid = (lo + hi) / 2
+        if spend(float(np.exp(mid))) <= budget_ms:
+            hi = mid
+        else:
+            lo = mid
+    return float(np.exp(hi))

@@ -20,6 +20,12 @@ A compute budget instead of a price (`RewardConfig.budget_ms`): the warm start f
 price at which the greedy plans' mean cost meets it; PPO then fine-tunes at that price,
 which the artifact's meta records with the search's trace (`price_search`).
 
+The regime guard (`rl.guard`, `PPOConfig.guard_share`, on by default): a probe trained on the
+older contexts must beat each regime's best static plan on the newest ones, out of sample,
+before its routing serves that regime; a regime where it does not is pinned to that plan.
+Costs: one probe training on 70 % of the contexts, and a second, full training only when
+some regime keeps its routing.
+
 Speed: sampling and learning both run in the driver (num_env_runners=0, num_learners=0)
 over a synchronous vector of env replicas sharing one cache of reward tables (each
 context's table of all plans is computed once, ~1 ms, and kept: L**n float64 per context,
@@ -47,10 +53,11 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from rl.artifact import META_FILE, MODULE_DIR
-from rl.bandit import quiet_ray_logs
+from rl.bandit import BanditPolicy, quiet_ray_logs
 from rl.cost import CostModel
 from rl.env import LoggedContext, ReplayBanditEnv
 from rl.features import REGIME_FEATURE
+from rl.guard import MIN_CONTEXTS, judge
 from rl.policy import LEVELS
 from rl.reward import RewardConfig
 from rl.warm_start import warm_start
@@ -82,6 +89,10 @@ class PPOConfig(BaseModel):
     warm_start_lr: float = Field(3e-3, gt=0, description="Adam learning rate of the warm start")
     dual_every: int = Field(20, ge=1, description="budget mode: warm-start ascent steps between price updates")
     dual_rate: float = Field(1.0, gt=0, description="budget mode: step size of the multiplicative price update")
+    guard_share: float = Field(0.3, ge=0, lt=1, description="the regime guard (`rl.guard`): this newest share of "
+                               "the contexts judges a policy trained on the rest against each regime's best static "
+                               "plan; regimes where its routing does not win out of sample are served that plan "
+                               "(0: no guard, one training)")
 
 
 @dataclass(frozen=True)
@@ -129,11 +140,59 @@ def train_bandit(contexts: list[LoggedContext], strategies: list[str], out_dir: 
 
     Plans are priced by `cost` (measured ms) at `reward.price_per_10ms`, or at the price that
     meets `reward.budget_ms` (see the module docstring). Refuses to overwrite an existing
-    artifact directory. `feature_names`, if given, must name every feature dimension."""
+    artifact directory. `feature_names`, if given, must name every feature dimension.
+
+    With `ppo.guard_share` (`rl.guard`): a probe policy is trained on the older contexts and
+    judged per regime on the newest against the regime's best static plan. If its routing wins
+    nowhere, the probe is the artifact (every regime pinned to its static plan, the module
+    unused); else the policy is trained again on all contexts, with the losing regimes pinned.
+    The decision and its tests are in the meta's `guard`."""
+    ppo = ppo or PPOConfig()
+    n_val = int(len(contexts) * ppo.guard_share)
+    plain = ppo.model_copy(update={"guard_share": 0.0})
+    if n_val < MIN_CONTEXTS:
+        why = None if ppo.guard_share == 0 else f"{len(contexts)} contexts: too few to hold {MIN_CONTEXTS} out"
+        return _train_once(contexts, strategies, out_dir, version, levels, reward, plain, feature_names, progress,
+                           cost, {"ppo": ppo.model_dump(), "guard": {"ran": False, "why": why}})
+    target = Path(out_dir).resolve() / version
+    if target.exists():
+        raise FileExistsError(f"artifact {target} already exists")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    split = feature_names.index(REGIME_FEATURE) if feature_names and REGIME_FEATURE in feature_names else None
+    older, newer = contexts[:-n_val], contexts[-n_val:]
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{version}.probe-") as tmp:
+        probe = _train_once(older, strategies, Path(tmp), version, levels, reward, plain, feature_names, progress,
+                            cost)
+        guard = _judge(probe, older, newer, split, cost)
+        guard.update(ran=True, feature=REGIME_FEATURE if split is not None else None, share=ppo.guard_share,
+                     probe_contexts=len(older), validation_contexts=len(newer))
+        if not any(row["contextual"] for row in guard["regimes"].values()):
+            meta = {**probe.meta, "version": version, "ppo": ppo.model_dump(), "guard": guard}
+            (probe.path / META_FILE).write_text(json.dumps(meta, indent=2))
+            probe.path.rename(target)
+            return BanditArtifact(path=target, version=version, meta=meta)
+    return _train_once(contexts, strategies, out_dir, version, levels, reward, plain, feature_names, progress, cost,
+                       {"ppo": ppo.model_dump(), "guard": guard})
+
+
+def _judge(probe: BanditArtifact, older: list[LoggedContext], newer: list[LoggedContext], split: int | None,
+           cost: CostModel | None) -> dict[str, Any]:
+    """`rl.guard.judge` of a probe trained on `older`, at the price its training settled on."""
+    meta = probe.meta
+    gains = RewardConfig(**{**meta["reward"], "price_per_10ms": 0.0, "budget_ms": None})  # tables of gains
+    env = ReplayBanditEnv(older + newer, meta["strategies"], meta["levels"], gains,
+                          cost=cost or CostModel(**meta["cost"]))
+    return judge(env, older, newer, split, BanditPolicy.load(probe.path, epsilon=0.0).greedy,
+                 float(meta["price_per_10ms"]), meta["budget_ms"])
+
+
+def _train_once(contexts: list[LoggedContext], strategies: list[str], out_dir: Path, version: str,
+                levels: Sequence[int], reward: RewardConfig | None, ppo: PPOConfig, feature_names: list[str] | None,
+                progress: bool, cost: CostModel | None, extra_meta: dict[str, Any] | None = None) -> BanditArtifact:
+    """One training (warm start, then PPO) on all of `contexts`, written to `out_dir/version/`."""
     import ray
     from ray.tune.registry import register_env
 
-    ppo = ppo or PPOConfig()
     reward = (reward or RewardConfig()).model_copy(deep=True)  # the dual ascent moves its price
     cost = cost or CostModel()
     if not version or "/" in version or version in (".", ".."):
@@ -175,7 +234,7 @@ def train_bandit(contexts: list[LoggedContext], strategies: list[str], out_dir: 
                     "budget_ms": reward.budget_ms, "price_search": search, "n_contexts": len(env.contexts),
                     "full_information_contexts": sum(c.full for c in env.contexts),
                     "seconds": {"tables": t_tables, "ray_init": t1 - t0, "build": t2 - t1, "train": t3 - t2},
-                    "reward_curve": curve, "warm_start_curve": warm}
+                    "reward_curve": curve, "warm_start_curve": warm, **(extra_meta or {})}
             _write_artifact(algo, target, meta)
     finally:
         if algo is not None:

@@ -110,6 +110,10 @@ def test_artifact_layout_and_meta(trained, monkeypatch):
     assert meta["version"] == "synthetic-v1" and meta["strategies"] == STRATS and meta["levels"] == list(LEVELS)
     assert meta["obs_dim"] == 5 and meta["feature_names"][0] == "t_lexical" and meta["created"] > 1.6e9
     assert meta["ppo"] == PPO.model_dump() and len(meta["reward_curve"]) == PPO.iterations
+    # the guard (`rl.guard`) let the routing through: out of sample it beats the best static plan
+    guard = meta["guard"]
+    assert guard["ran"] and guard["validation_contexts"] == 144 and guard["static"] == {}, guard
+    assert guard["regimes"]["0"]["contextual"] and guard["regimes"]["0"]["advantage"] > 0.3, guard
     curve = meta["reward_curve"]
     assert curve[-1] > curve[0] + 1.0, curve  # learning happened
     with pytest.raises(FileExistsError):
@@ -168,7 +172,7 @@ def test_full_information_warm_start_nears_the_oracle(ray_session, tmp_path, hel
     policy serves is close to the per-context oracle on held-out contexts (PPO alone, above,
     is not)."""
     art = train_bandit(synthetic(np.random.default_rng(0), 480), STRATS, tmp_path, "warm-v1", reward=CFG,
-                       ppo=PPOConfig(iterations=1, warm_start_steps=300, seed=0), cost=COST)
+                       ppo=PPOConfig(iterations=1, warm_start_steps=300, seed=0, guard_share=0.0), cost=COST)
     warm = art.meta["warm_start_curve"]
     assert len(warm) == 7 and warm[-1] > warm[0] + 1.0, warm  # one value every 50 steps, and the last
     pol = BanditPolicy.load(art.path, epsilon=0.0, seed=1)
@@ -179,6 +183,35 @@ def test_full_information_warm_start_nears_the_oracle(ray_session, tmp_path, hel
     print(f"\nwarm start: held-out greedy reward {greedy:.3f} (sampled from the policy: {expected:.3f}), "
           f"oracle {oracle:.3f}")
     assert oracle - 0.1 < greedy <= oracle + 1e-9
+
+
+def test_the_guard_pins_a_routing_that_does_not_pay_to_the_best_static_plan(ray_session, tmp_path):
+    """The features say nothing about which strategy finds the acted item (they are shuffled
+    between contexts), so no routing can beat the best static plan: the guard must pin every
+    context to it, and the served distribution must stay exact (epsilon's near plans around it,
+    summing to 1)."""
+    contexts = synthetic(np.random.default_rng(0), 300)
+    perm = np.random.default_rng(1).permutation(len(contexts))
+    feats = [contexts[i].features for i in perm]
+    for c, f in zip(contexts, feats):
+        c.features = f
+    art = train_bandit(contexts, STRATS, tmp_path, "pinned-v1", reward=CFG, cost=COST,
+                       ppo=PPOConfig(iterations=1, warm_start_steps=100, seed=0, guard_share=0.3))
+    guard = art.meta["guard"]
+    assert guard["ran"] and not guard["regimes"]["0"]["contextual"] and guard["probe_contexts"] == 210, guard
+    env = ReplayBanditEnv(contexts[:210], STRATS, LEVELS, CFG, cost=COST)
+    best = env.best_plan(LoggedContext(np.zeros(5), np.sum([c.gains for c in contexts[:210]], axis=0),
+                                       contexts[0].returned, tuple(STRATS)), include_empty=False)[0]
+    assert guard["static"] == {"0": best}, (guard, best)
+    assert art.meta["version"] == "pinned-v1" and not list(tmp_path.glob(".pinned-v1.probe-*"))
+    pol = BanditPolicy.load(art.path, epsilon=0.1, seed=0)
+    for c in contexts[:20]:
+        assert pol.greedy(c.features, STRATS) == best
+        dist = pol.distribution(c.features, STRATS)
+        assert abs(dist.sum() - 1.0) < 1e-9 and dist[level_index(best)] > 0.9 - 1e-6
+    served = Counter(tuple(sorted(pol.plan(PolicyContext(features=c.features, available=tuple(STRATS))).budgets
+                                  .items())) for c in contexts)
+    assert served.most_common(1)[0][0] == tuple(sorted(best.items())) and served.most_common(1)[0][1] > 240
 
 
 # deeper budgets cost more (10 ms per 10 candidates, roughly), the ranker is free
@@ -207,7 +240,7 @@ def test_a_mean_budget_is_met_without_a_hand_tuned_price(ray_session, tmp_path):
     20 ms, of it), with no hand-tuned price."""
     budget = RewardConfig(price_per_10ms=0.001, budget_ms=40.0)
     art = train_bandit(deep(np.random.default_rng(0), 480), STRATS, tmp_path, "budget-v1", reward=budget,
-                       ppo=PPOConfig(iterations=1, warm_start_steps=400, seed=0), cost=DEEP_COST)
+                       ppo=PPOConfig(iterations=1, warm_start_steps=400, seed=0, guard_share=0.0), cost=DEEP_COST)
     probes = [t for t in art.meta["price_search"] if "step" not in t and "plans_in_use" not in t]
     assert art.meta["budget_ms"] == 40.0 and art.meta["price_per_10ms"] > budget.price_per_10ms and probes
     pol = BanditPolicy.load(art.path, epsilon=0.0)
