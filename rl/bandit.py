@@ -114,16 +114,17 @@ class BanditPolicy:
             raise ValueError("features contain non-finite values")
         return x
 
-    def _log_probs(self, x: np.ndarray) -> np.ndarray:
+    def _log_probs(self, x: np.ndarray, av: np.ndarray | None = None) -> np.ndarray:
         """(N, obs_dim) float32 -> (N, n_strategies, n_levels) float64 log-probabilities, one forward
-        pass; in a regime the training's guard pinned, all but 1e-9 per other level on its static plan."""
+        pass; in a regime the training's guard pinned, all but 1e-9 per other level on its static plan,
+        unless `av` ((N, n_strategies) availability) says none of that plan's strategies is up."""
         with torch.no_grad():
             out = self.module.forward_inference({"obs": torch.from_numpy(np.ascontiguousarray(x))})
         logits = out["action_dist_inputs"].double().numpy().reshape(len(x), len(self.strategies), len(self.levels))
         logits = logits / self.temperature
         mx = logits.max(axis=-1, keepdims=True)
         logq = logits - mx - np.log(np.exp(logits - mx).sum(axis=-1, keepdims=True))
-        return pin_log_probs(logq, x, self._split, self._pinned, self.strategies, self.levels)
+        return pin_log_probs(logq, x, self._split, self._pinned, self.strategies, self.levels, av)
 
     def probs(self, features: np.ndarray) -> np.ndarray:
         """Module probabilities of each level per strategy (no masking, no epsilon): (n_strategies, n_levels)."""
@@ -186,13 +187,13 @@ class BanditPolicy:
         ok = np.array([i is not None for i in idx], dtype=bool)
         idx_arr = np.stack([i if i is not None else np.zeros(len(self.strategies), int) for i in idx])
         av = np.stack([self._avail(a) for a in available_list])
-        return self._propensities(self._log_probs(x), av, idx_arr, ok)
+        return self._propensities(self._log_probs(x, av), av, idx_arr, ok)
 
     def distribution(self, features: np.ndarray, available: Sequence[str]) -> np.ndarray:
         """The served probability of every plan, shape (n_levels,)*n_strategies in C order (as
         `ReplayBanditEnv.table`); sums to 1. For exact expected rewards and DR's v_hat."""
-        logq = self._log_probs(self._features(features, batched=False)[None])[0]
         av = self._avail(available)
+        logq = self._log_probs(self._features(features, batched=False)[None], av[None])[0]
         n, L = len(self.strategies), len(self.levels)
         if not av.any():
             out = np.zeros((L,) * n)
@@ -240,7 +241,7 @@ class BanditPolicy:
         av = self._avail(ctx.available)
         if not av.any():
             return Plan(budgets={s: 0 for s in self.strategies}, propensity=1.0, policy_version=self.version)
-        logq = self._log_probs(x[None])[0]
+        logq = self._log_probs(x[None], av[None])[0]
         explore = self.rng.random() < self.epsilon
         if explore:
             g = self._greedy_idx(logq, av)
@@ -260,8 +261,9 @@ class BanditPolicy:
     def greedy(self, features: np.ndarray, available: Sequence[str]) -> dict[str, int]:
         """The module's most likely non-empty plan among available strategies: what held-out
         evaluation serves, and the centre of epsilon's exploration."""
-        logq = self._log_probs(self._features(features, batched=False)[None])[0]
-        idx = self._greedy_idx(logq, self._avail(available))
+        av = self._avail(available)
+        logq = self._log_probs(self._features(features, batched=False)[None], av[None])[0]
+        idx = self._greedy_idx(logq, av)
         return {s: int(self.levels[i]) for s, i in zip(self.strategies, idx)}
 
     def _greedy_idx(self, logq: np.ndarray, av: np.ndarray) -> np.ndarray:

@@ -98,8 +98,9 @@ def judge(env: ReplayBanditEnv, older: Sequence[LoggedContext], newer: Sequence[
           budget_ms: float | None = None) -> dict[str, Any]:
     """The guard's record for a policy (`greedy`: features, available strategies -> plan) trained
     on `older`: each regime's static plan (`static_plans` on `older`; `env` prices nothing, its
-    tables are gains), `decide` on `newer` at the static plans' price, and the plans that pinned
-    regimes serve (`static`)."""
+    tables are gains; a regime only `newer` has gets the best plan over all of `older`), `decide`
+    on `newer` at the static plans' price (the policy's own price without a budget), and the plans
+    that pinned regimes serve (`static`)."""
     shape = (len(env.levels),) * len(env.strategies)
 
     def price(p: float, ms: np.ndarray) -> np.ndarray:
@@ -114,18 +115,24 @@ def judge(env: ReplayBanditEnv, older: Sequence[LoggedContext], newer: Sequence[
         gain[r], cost[r] = (gain[r] + g, cost[r] + ms) if r in gain else (g, ms)
         count[r] = count.get(r, 0) + 1
     static, p = static_plans(gain, cost, count, price, price_per_10ms, budget_ms)
+    static_cost = sum(float(cost[r][static[r]]) for r in cost) / sum(count.values())
     val_regime = regimes(np.stack([c.features for c in newer]), split)
+    for r in set(val_regime.tolist()) - set(static):  # a regime the older contexts never saw: the overall plan
+        overall = sum(gain.values()) - price(p, sum(cost.values()))
+        overall[0] = -np.inf
+        static[int(r)] = int(overall.argmax())
     v_policy, v_static = np.zeros(len(newer)), np.zeros(len(newer))
     for i, (c, r) in enumerate(zip(newer, val_regime)):
         v = env.table(c).ravel() - price(p, env.cost_table(c).ravel())
         g = greedy(c.features, c.available)
         v_policy[i] = v[np.ravel_multi_index([env.levels.index(g[s]) for s in env.strategies], shape)]
-        v_static[i] = v[static[int(r)]] if int(r) in static else v_policy[i]
+        up = [s for s, lv in zip(env.strategies, np.unravel_index(static[int(r)], shape)) if lv and s in c.available]
+        v_static[i] = v[static[int(r)]] if up else v_policy[i]  # nothing of the plan up: the routing serves
     rows = decide(static, val_regime, v_policy, v_static)
     plan_of = {r: {s: int(env.levels[i]) for s, i in zip(env.strategies, np.unravel_index(row["static_plan"], shape))}
                for r, row in rows.items()}
     return {"price_per_10ms": p, "budget_ms": budget_ms,
-            "static_cost_ms": round(sum(float(cost[r][static[r]]) for r in static) / sum(count.values()), 3),
+            "static_cost_ms": round(static_cost, 3),
             "regimes": {str(r): {**row, "static_plan": plan_of[r]} for r, row in rows.items()},
             "static": {str(r): plan_of[r] for r, row in rows.items() if not row["contextual"]}}
 
@@ -137,20 +144,27 @@ def pinned(meta: Mapping[str, Any]) -> tuple[int | None, dict[int, dict[str, int
     plans = {int(r): dict(p) for r, p in (guard.get("static") or {}).items()}
     feature = guard.get("feature")
     names = meta.get("feature_names") or []
-    return (names.index(feature) if feature in names else None), plans
+    if plans and feature is not None and feature not in names:
+        raise ValueError(f"the guard pinned regimes of {feature!r}, which is not among the features {names}")
+    return (names.index(feature) if feature is not None else None), plans
 
 
 def pin_log_probs(logq: np.ndarray, x: np.ndarray, split: int | None, plans: Mapping[int, Mapping[str, int]],
-                  strategies: Sequence[str], levels: Sequence[int], floor: float = 1e-9) -> np.ndarray:
+                  strategies: Sequence[str], levels: Sequence[int], av: np.ndarray | None = None,
+                  floor: float = 1e-9) -> np.ndarray:
     """`logq` (N, strategies, levels) with the rows of pinned regimes replaced by a distribution
-    that puts all but `floor` per other level on the regime's static plan."""
+    that puts all but `floor` per other level on the regime's static plan. A row whose
+    availability (`av`, (N, strategies)) leaves none of the plan's strategies up keeps the
+    module's distribution: the plan would be empty there (the guard valued such a context by
+    the routing too, `judge`)."""
     if not plans:
         return logq
     reg = regimes(x, split)
     out = logq.copy()
     L = len(levels)
     for r, plan in plans.items():
-        rows = reg == r
+        calls = np.array([int(plan.get(s, 0)) > 0 for s in strategies])
+        rows = (reg == r) & (np.ones(len(reg), bool) if av is None else (np.asarray(av) & calls).any(axis=1))
         if not rows.any():
             continue
         pin = np.full((len(strategies), L), np.log(floor))

@@ -144,10 +144,15 @@ def train_bandit(contexts: list[LoggedContext], strategies: list[str], out_dir: 
 
     With `ppo.guard_share` (`rl.guard`): a probe policy is trained on the older contexts and
     judged per regime on the newest against the regime's best static plan. If its routing wins
-    nowhere, the probe is the artifact (every regime pinned to its static plan, the module
-    unused); else the policy is trained again on all contexts, with the losing regimes pinned.
-    The decision and its tests are in the meta's `guard`."""
+    nowhere, the probe is the artifact (every regime pinned to its static plan; the module serves
+    only a context where none of that plan's strategies is up); else the policy is trained again
+    on all contexts, and the losing regimes are pinned when it serves (`rl.bandit.BanditPolicy`).
+    The decision and its tests are in the meta's `guard`, with the mean cost of what the artifact
+    serves on all contexts (`served_cost_ms`): the price meets the budget for the module's plans,
+    and pinned regimes were chosen to meet it as a static policy, not in this mix."""
     ppo = ppo or PPOConfig()
+    if not version or "/" in version or version in (".", ".."):
+        raise ValueError(f"invalid version {version!r}")
     n_val = int(len(contexts) * ppo.guard_share)
     plain = ppo.model_copy(update={"guard_share": 0.0})
     if n_val < MIN_CONTEXTS:
@@ -167,17 +172,32 @@ def train_bandit(contexts: list[LoggedContext], strategies: list[str], out_dir: 
         guard.update(ran=True, feature=REGIME_FEATURE if split is not None else None, share=ppo.guard_share,
                      probe_contexts=len(older), validation_contexts=len(newer))
         if not any(row["contextual"] for row in guard["regimes"].values()):
-            meta = {**probe.meta, "version": version, "ppo": ppo.model_dump(), "guard": guard}
-            (probe.path / META_FILE).write_text(json.dumps(meta, indent=2))
-            probe.path.rename(target)
-            return BanditArtifact(path=target, version=version, meta=meta)
-    return _train_once(contexts, strategies, out_dir, version, levels, reward, plain, feature_names, progress, cost,
-                       {"ppo": ppo.model_dump(), "guard": guard})
+            art = _served_cost(BanditArtifact(probe.path, version, {**probe.meta, "ppo": ppo.model_dump(),
+                                                                     "guard": guard}), contexts, cost)
+            art.path.rename(target)
+            return BanditArtifact(path=target, version=version, meta=art.meta)
+    art = _train_once(contexts, strategies, out_dir, version, levels, reward, plain, feature_names, progress, cost,
+                      {"ppo": ppo.model_dump(), "guard": guard})
+    return _served_cost(art, contexts, cost)
+
+
+def _served_cost(art: BanditArtifact, contexts: list[LoggedContext], cost: CostModel | None) -> BanditArtifact:
+    """`art` with its meta's guard recording the mean cost (ms) of the greedy plans it serves on
+    `contexts`, pins included (`served_cost_ms`), written to its meta.json."""
+    meta = art.meta
+    (art.path / META_FILE).write_text(json.dumps(meta, indent=2))  # the guard's pins, for the policy to load
+    pol = BanditPolicy.load(art.path, epsilon=0.0)
+    cost = cost or CostModel(**meta["cost"])
+    meta["guard"]["served_cost_ms"] = round(float(np.mean(
+        [cost.plan_ms(pol.greedy(c.features, c.available), returned=c.returned) for c in contexts])), 3)
+    (art.path / META_FILE).write_text(json.dumps(meta, indent=2))
+    return BanditArtifact(art.path, art.version, meta)
 
 
 def _judge(probe: BanditArtifact, older: list[LoggedContext], newer: list[LoggedContext], split: int | None,
            cost: CostModel | None) -> dict[str, Any]:
-    """`rl.guard.judge` of a probe trained on `older`, at the price its training settled on."""
+    """`rl.guard.judge` of a probe trained on `older` (at the price its training settled on, or,
+    with a budget, at the price the static plans meet it)."""
     meta = probe.meta
     gains = RewardConfig(**{**meta["reward"], "price_per_10ms": 0.0, "budget_ms": None})  # tables of gains
     env = ReplayBanditEnv(older + newer, meta["strategies"], meta["levels"], gains,

@@ -203,6 +203,8 @@ def test_the_guard_pins_a_routing_that_does_not_pay_to_the_best_static_plan(ray_
     best = env.best_plan(LoggedContext(np.zeros(5), np.sum([c.gains for c in contexts[:210]], axis=0),
                                        contexts[0].returned, tuple(STRATS)), include_empty=False)[0]
     assert guard["static"] == {"0": best}, (guard, best)
+    assert guard["served_cost_ms"] == pytest.approx(np.mean([COST.plan_ms(
+        {s: b if s in c.available else 0 for s, b in best.items()}, returned=c.returned) for c in contexts]), abs=1e-3)
     assert art.meta["version"] == "pinned-v1" and not list(tmp_path.glob(".pinned-v1.probe-*"))
     pol = BanditPolicy.load(art.path, epsilon=0.1, seed=0)
     for c in contexts[:20]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rl.guard import MIN_CONTEXTS, decide, pin_log_probs, pinned, regimes, static_plans
+from rl.cost import CostModel
+from rl.env import LoggedContext, ReplayBanditEnv
+from rl.guard import MIN_CONTEXTS, decide, judge, pin_log_probs, pinned, regimes, static_plans
 from rl.plan_search import PRICE_RANGE
 from rl.reward import RewardConfig
 
@@ -77,3 +79,44 @@ def test_pinning_puts_the_mass_on_the_static_plan_of_pinned_regimes_only():
     none_split, every = pinned({"feature_names": None, "guard": {"feature": None, "static": {"0": {"dense": 10}}}})
     assert none_split is None
     assert np.exp(pin_log_probs(logq, x, none_split, every, STRATS, LEVELS))[:, 1, 1].min() > 1 - 1e-8
+
+
+def test_a_pinned_plan_with_none_of_its_strategies_up_leaves_the_module_in_charge():
+    plans = {0: {"lexical": 100, "dense": 0}}
+    logq = np.log(np.full((2, 2, 3), 1 / 3))
+    x = np.zeros((2, 2))
+    av = np.array([[True, True], [False, True]])  # the second context has lexical down
+    out = pin_log_probs(logq, x, None, plans, STRATS, LEVELS, av)
+    assert np.exp(out[0, 0, 2]) > 1 - 1e-8 and np.array_equal(out[1], logq[1])
+
+
+def test_pins_of_a_feature_the_policy_does_not_have_are_refused():
+    meta = {"feature_names": ["a"], "guard": {"feature": "query_acted_before", "static": {"0": {"dense": 10}}}}
+    with pytest.raises(ValueError, match="query_acted_before"):
+        pinned(meta)
+
+
+def _ctx(regime: float, gains: dict[tuple[int, int], float], available=("lexical", "dense")) -> LoggedContext:
+    table = np.zeros((3, 3))
+    for idx, g in gains.items():
+        table[idx] = g
+    return LoggedContext(features=np.array([0.0, regime]), gains=table, returned={"lexical": 100, "dense": 100},
+                         available=available)
+
+
+def test_judge_values_each_regime_against_its_static_plan_on_the_newest_contexts():
+    free = RewardConfig(price_per_10ms=0.0)
+    cost = CostModel(strategy_ms={s: {10: 1.0, 100: 1.0} for s in STRATS}, ranker_base_ms=0.0,
+                     ranker_per_candidate_ms=0.0, call_overhead_ms=0.0)
+    older = [_ctx(0.0, {(1, 0): 2.0, (0, 1): 1.0}) for _ in range(30)]  # regime 0 only: lexical10 is best
+    # newest: regime 1, never seen before, where the routing's dense10 earns 1 more than lexical10;
+    # and regime-0 contexts with lexical down, where the static plan cannot serve (the routing's value)
+    newer = [_ctx(1.0, {(1, 0): 1.0, (0, 1): 2.0}) for _ in range(25)]
+    newer += [_ctx(0.0, {(1, 0): 2.0, (0, 1): 1.0}, available=("dense",)) for _ in range(25)]
+    env = ReplayBanditEnv(older + newer, STRATS, LEVELS, free, cost=cost)
+    out = judge(env, older, newer, 1, lambda x, av: {"lexical": 0, "dense": 10}, 0.0)
+    assert out["regimes"]["0"]["static_plan"] == {"lexical": 10, "dense": 0}
+    assert out["regimes"]["1"]["static_plan"] == {"lexical": 10, "dense": 0}  # the overall best of the older
+    assert out["regimes"]["1"]["contextual"] and out["regimes"]["1"]["advantage"] == pytest.approx(1.0)
+    assert out["regimes"]["0"]["advantage"] == 0.0 and not out["regimes"]["0"]["contextual"]
+    assert out["static"] == {"0": {"lexical": 10, "dense": 0}}
