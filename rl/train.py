@@ -185,8 +185,7 @@ def _served_cost(art: BanditArtifact, contexts: list[LoggedContext], cost: CostM
     """`art` with its meta's guard recording the mean cost (ms) of the greedy plans it serves on
     `contexts`, pins included (`served_cost_ms`), written to its meta.json."""
     meta = art.meta
-    (art.path / META_FILE).write_text(json.dumps(meta, indent=2))  # the guard's pins, for the policy to load
-    pol = BanditPolicy.load(art.path, epsilon=0.0)
+    pol = BanditPolicy(BanditPolicy.load(art.path).module, meta, epsilon=0.0)  # the module, with this meta's pins
     cost = cost or CostModel(**meta["cost"])
     meta["guard"]["served_cost_ms"] = round(float(np.mean(
         [cost.plan_ms(pol.greedy(c.features, c.available), returned=c.returned) for c in contexts])), 3)
@@ -215,8 +214,6 @@ def _train_once(contexts: list[LoggedContext], strategies: list[str], out_dir: P
 
     reward = (reward or RewardConfig()).model_copy(deep=True)  # the dual ascent moves its price
     cost = cost or CostModel()
-    if not version or "/" in version or version in (".", ".."):
-        raise ValueError(f"invalid version {version!r}")
     env = ReplayBanditEnv(contexts, strategies, levels, reward, seed=ppo.seed, cost=cost)
     obs_dim = int(env.observation_space.shape[0])
     if feature_names is not None and len(feature_names) != obs_dim:
