@@ -85,8 +85,8 @@ def test_hnsw_agrees_with_exact(tmp_path, dense):
 def test_precision_is_recorded_and_bf16_agrees_with_fp32(tmp_path, dense):
     """`auto` encodes in bf16 exactly where the CPU multiplies bf16 natively; bf16 vectors (items
     and queries) stay within a cosine of 0.9999 of fp32's, and an index from before `precision`
-    existed is read as fp32. Fails if autocast were applied without renormalising or if a bf16
-    product lost more than rounding."""
+    existed is read as fp32. Fails if the bf16 graph's vectors were not renormalised in fp32 or if
+    a bf16 product lost more than rounding."""
     from retrievers.encoders import EncoderSpec, native_bf16
 
     assert dense.meta["encoder"]["precision"] == ("bf16" if native_bf16() else "fp32")  # resolved, never auto
@@ -103,6 +103,23 @@ def test_precision_is_recorded_and_bf16_agrees_with_fp32(tmp_path, dense):
     assert not np.array_equal(items[0], items[1]), "bf16 should not be fp32 under another name"
     assert EncoderSpec.from_json({"kind": "minilm", "max_seq_length": 256}).precision == "fp32"
 
+
+def test_traced_encoder_gives_the_sentence_transformers_vectors():
+    """The frozen graph (retrievers.encoders.traced_minilm) is sentence-transformers' pipeline:
+    in fp32 every vector equals `SentenceTransformer.encode`'s to a cosine of 0.99999, one text at a
+    time and in padded batches of very different lengths, with truncation at max_seq_length.
+    Fails if padding leaked into the mean, the mask were ignored, or truncation differed."""
+    from retrievers.encoders import MiniLMEncoder, load_minilm
+
+    texts = ["x", "calm jazz for a quiet evening", "metal " * 300, "a love song " * 20, ""]
+    model = load_minilm()
+    for max_len in (16, 256):
+        model.max_seq_length = max_len
+        want = model.encode(texts, batch_size=8, normalize_embeddings=True, convert_to_numpy=True)
+        enc = MiniLMEncoder(max_len, "fp32")
+        for got in (enc.encode(texts, batch_size=8), np.concatenate([enc.encode([t], 1) for t in texts])):
+            assert got.shape == (len(texts), 384) and got.dtype == np.float32
+            assert np.sum(got * want, axis=1).min() >= 0.99999
 
 @pytest.mark.parametrize("name", ["lexical", "dense"])
 def test_a_batch_answers_as_single_calls_and_keeps_errors_per_query(request, name):
