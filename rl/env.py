@@ -27,7 +27,7 @@ from gymnasium.utils import seeding
 
 from rl.cost import CostModel
 from rl.policy import LEVELS, ActionSpace
-from rl.reward import RewardConfig, reward_table
+from rl.reward import RewardConfig, known_mask, reward_table
 
 
 @dataclass
@@ -42,10 +42,18 @@ class LoggedContext:
     available: tuple[str, ...] = ()
     request_id: str = ""
     full: bool = False  # every plan's gain is exact (a shadow request)
+    depth: dict[str, int] | None = None  # how deep each strategy was fetched; None: every gain is exact
 
     def __post_init__(self) -> None:
         self.features = np.asarray(self.features, dtype=np.float32).reshape(-1)
         self.available = tuple(self.available)
+
+    def known(self, space: ActionSpace) -> np.ndarray:
+        """Which plans' gains are exact rather than the reward model's (`rl.reward.known_mask`),
+        shape (L,)*n: all of them for a shadow request or a context without a logged depth."""
+        if self.full or self.depth is None:
+            return np.ones((len(space.levels),) * len(space.strategies), dtype=bool)
+        return known_mask(self.depth, self.returned, space)
 
 
 class ReplayBanditEnv(gym.Env):

@@ -132,7 +132,7 @@ def experience(requests: Sequence[RequestRecord], events: Mapping[str, Sequence[
         full = bool(known.all())
         completed = model.complete(x, gains, known)
         available = tuple(s for s in space.strategies if s not in r.failed)
-        contexts.append(LoggedContext(x, completed, returned, available, r.request_id, full))
+        contexts.append(LoggedContext(x, completed, returned, available, r.request_id, full, dict(r.depth)))
         table = reward_table(completed, cost, space, cfg, returned).ravel()
         reward = plan_reward(r.served(), own, r.plan.budgets, cost, cfg, scores.get(r.request_id))  # what its users did
         decisions.append(LoggedDecision(x, dict(r.plan.budgets), r.plan.propensity, reward, available,

@@ -96,12 +96,13 @@ def test_pins_of_a_feature_the_policy_does_not_have_are_refused():
         pinned(meta)
 
 
-def _ctx(regime: float, gains: dict[tuple[int, int], float], available=("lexical", "dense")) -> LoggedContext:
+def _ctx(regime: float, gains: dict[tuple[int, int], float], available=("lexical", "dense"),
+         depth: dict[str, int] | None = None, full: bool = False) -> LoggedContext:
     table = np.zeros((3, 3))
     for idx, g in gains.items():
         table[idx] = g
     return LoggedContext(features=np.array([0.0, regime]), gains=table, returned={"lexical": 100, "dense": 100},
-                         available=available)
+                         available=available, depth=depth, full=full)
 
 
 def test_judge_values_each_regime_against_its_static_plan_on_the_newest_contexts():
@@ -120,3 +121,28 @@ def test_judge_values_each_regime_against_its_static_plan_on_the_newest_contexts
     assert out["regimes"]["1"]["contextual"] and out["regimes"]["1"]["advantage"] == pytest.approx(1.0)
     assert out["regimes"]["0"]["advantage"] == 0.0 and not out["regimes"]["0"]["contextual"]
     assert out["static"] == {"0": {"lexical": 10, "dense": 0}}
+
+
+def test_judge_counts_only_contexts_where_both_plans_are_exact():
+    """The routing's plan (dense10) looks 2 better than the static plan (lexical10) where the
+    reward model filled its gain in (requests served lexical10 alone, so dense's gain was never
+    seen), and is 0.5 worse on shadow requests, where every gain is exact. The guard must judge on
+    the shadow ones only, and pin; with too few exact contexts it pins for lack of evidence.
+    Fails if model-filled gains entered the test (they would let the routing through)."""
+    free = RewardConfig(price_per_10ms=0.0)
+    cost = CostModel(strategy_ms={s: {10: 1.0, 100: 1.0} for s in STRATS}, ranker_base_ms=0.0,
+                     ranker_per_candidate_ms=0.0, call_overhead_ms=0.0)
+    served = {"lexical": 10, "dense": 0}
+    older = [_ctx(0.0, {(1, 0): 1.0, (0, 1): 0.5}, full=True) for _ in range(30)]
+    filled = [_ctx(0.0, {(1, 0): 1.0, (0, 1): 3.0}, depth=served) for _ in range(40)]  # dense10: the model's 3
+    shadow = [_ctx(0.0, {(1, 0): 1.0, (0, 1): 0.5}, depth=served, full=True) for _ in range(MIN_CONTEXTS + 5)]
+    assert filled[0].known(ReplayBanditEnv(older, STRATS, LEVELS, free, cost=cost).space).sum() == 2  # {}, lexical10
+    routing = lambda x, av: {"lexical": 0, "dense": 10}  # noqa: E731
+    for newer, exact, advantage in ((filled, 0, None), (filled + shadow, MIN_CONTEXTS + 5, -0.5)):
+        env = ReplayBanditEnv(older + newer, STRATS, LEVELS, free, cost=cost)
+        row = judge(env, older, newer, 1, routing, 0.0)["regimes"]["0"]
+        assert row["static_plan"] == served and row["contexts"] == len(newer) and row["exact_contexts"] == exact
+        assert not row["contextual"] and row.get("advantage") == (None if advantage is None else pytest.approx(advantage))
+    undepthed = [_ctx(0.0, {(1, 0): 1.0, (0, 1): 3.0}) for _ in range(40)]  # no depth: every gain exact
+    env = ReplayBanditEnv(older + undepthed, STRATS, LEVELS, free, cost=cost)
+    assert judge(env, older, undepthed, 1, routing, 0.0)["regimes"]["0"]["contextual"]
