@@ -8,20 +8,31 @@ item of grade g with probability
     noise + (1 - noise) * (2**g - 1) / (2**max_grade - 1)
 
 so an irrelevant item (g = 0) is clicked with probability `noise`, and a perfect one
-(g = max_grade) always is. A clicked item of grade >= 2 is also "played" (listened to,
-read) with probability `play_prob`, a stronger signal emitted as a second event.
+(g = max_grade) always is. `max_grade` is the top grade of the labels the users judge by
+(`top_grade`): on binary labels (SciFact, Spotify) a relevant item is a perfect one. With the
+default 3 there, an examined relevant item was clicked with probability 0.19 against an
+irrelevant one's 0.05, so on SciFact (1.1 relevant documents per query), with the relevant one
+ranked first on a page of 10, a third of the expected clicks were noise. A clicked item of
+grade >= 2 is also "played" (listened to, read) with probability `play_prob`, a stronger
+signal emitted as a second event.
 
 Everything random comes from a numpy Generator: the model's own, seeded at construction,
 or one the caller passes; the same seed and inputs give the same events.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from core.events import EventType
+
+
+def top_grade(*qrels: Mapping[str, Mapping[str, int]]) -> int:
+    """The highest relevance grade in these qrels (query -> item -> grade), at least 1: the
+    `max_grade` of users who judge by them."""
+    return max([1, *(int(g) for q in qrels for grades in q.values() for g in grades.values())])
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 
 from core.model import Dataset
-from ltrr.clicks import ClickModel
+from ltrr.clicks import ClickModel, top_grade
 
 
 def _stored(stats: dict) -> int:
@@ -35,7 +35,7 @@ async def simulate(base_url: str, dataset: Dataset, split: str, n_requests: int,
     order = rng.permutation(len(queries))
     picks = [queries[order[i]] for i in rng.choice(len(queries), size=n_requests, p=weights / weights.sum())]
     user_ids = [f"user-{int(u)}" for u in rng.integers(0, users, size=n_requests)]
-    clicker = ClickModel(seed=seed)
+    clicker = ClickModel(seed=seed, max_grade=top_grade(qs.qrels))
     statuses: Counter = Counter()
     latencies: list[float] = []
     sent = acked = dupes = 0

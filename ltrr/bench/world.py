@@ -28,7 +28,7 @@ import numpy as np
 
 from core.records import Candidate, within
 from ltrr.bench.workload import TOP, Workload, with_memory
-from ltrr.clicks import ClickEvent, ClickModel
+from ltrr.clicks import ClickEvent, ClickModel, top_grade
 from retrievers import STRATEGIES, Query
 from rl.cost import CostModel
 
@@ -66,7 +66,7 @@ class World:
     def __init__(self, wl: Workload, cost: CostModel, seed: int, drift: Drift | None = None):
         self.wl, self.base_cost, self.seed, self.drift = wl, cost, seed, drift
         self.memory = wl.index.load("memory")  # a fresh copy: learns from this stream's clicks only
-        self.clicker = ClickModel(seed=seed)
+        self.clicker = ClickModel(seed=seed, max_grade=top_grade(wl.traffic.qrels, wl.heldout.qrels))
         self.t = 0
         self._full: tuple[int, str, list[Candidate]] | None = None  # (t, text, lists): one request's world
 

@@ -2,6 +2,8 @@
 Pareto set and paired dominance, the static cloud, and the drifting world."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -80,8 +82,11 @@ def test_world_drift_hides_new_items_and_fails_strategies():
     class WL:
         index = Index()
         fanout = {"q": Fanout(cands)}
+        traffic = SimpleNamespace(qrels={"q1": {"i1": 1, "i2": 3}})
+        heldout = SimpleNamespace(qrels={"q2": {"i3": 2}})
 
     world = World(WL(), None, 0, Drift("new_items", at=10, new_share=0.2, reencode_after=5))
+    assert world.clicker.max_grade == 3  # the labels' top grade (ltrr.clicks.top_grade)
     world.t = 0
     before = world.full("q")
     assert not {c.item_id for c in before} & set(new)

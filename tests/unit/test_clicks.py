@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ltrr.clicks import ClickEvent, ClickModel
+from ltrr.clicks import ClickEvent, ClickModel, top_grade
 
 IDS = [f"i{n}" for n in range(10)]
 
@@ -97,3 +97,16 @@ def test_invalid_inputs_raise():
         model.examination_probability(0)
     with pytest.raises(TypeError, match="qrels"):
         model.simulate(["a"], [("a", 1)])  # type: ignore[arg-type]
+
+
+def test_users_of_binary_labels_always_click_an_examined_relevant_item():
+    """`top_grade` is the labels' scale: on binary qrels a relevant item is a perfect one, clicked
+    whenever examined (position 1 is always examined), an irrelevant one at the noise rate; on a
+    0-4 scale grade 4 is the top. Fails if binary labels were read on the default 0-3 scale
+    (a relevant item clicked with probability 0.19)."""
+    assert top_grade({"q": {"a": 1, "b": 0}}, {}) == 1 and top_grade({}) == 1
+    assert top_grade({"q": {"a": 1}}, {"r": {"b": 4}}) == 4
+    users = ClickModel(max_grade=top_grade({"q": {"a": 1}}))
+    assert users.click_probability(1) == 1.0 and users.click_probability(0) == pytest.approx(0.05)
+    ctr = _ctr(users, ["a", "b"], {"a": 1}, trials=400)
+    assert ctr[0] == 1.0 and ctr[1] < 0.1
