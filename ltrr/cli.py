@@ -289,7 +289,9 @@ def _bench(args: argparse.Namespace) -> int:
                                "scenarios": tuple(args.scenarios.split(",")) if args.scenarios else None,
                                "drift_workloads": args.drift_workloads,
                                "call_overhead_ms": args.call_overhead_ms,
-                               "reward": RewardConfig(counterfactual=args.counterfactual) if args.counterfactual
+                               "reward": RewardConfig(**{k: v for k, v in {"counterfactual": args.counterfactual,
+                                                                         "query_labels": args.query_labels}.items()
+                                                         if v}) if args.counterfactual or args.query_labels
                                else None}.items()
              if v is not None}
     try:
@@ -474,6 +476,8 @@ def parser() -> argparse.ArgumentParser:
                     "own work (a Serve hop; see BenchConfig)")
     bn.add_argument("--counterfactual", choices=["clicks", "click_model"], help="how retraining values the plans "
                     "a request did not serve (RewardConfig.counterfactual; default: clicks)")
+    bn.add_argument("--query-labels", choices=["max", "rate"], help="what a query's other requests say of an item "
+                    "(RewardConfig.query_labels; default: max)")
     bn.add_argument("--lookahead", action="store_true", help="ltrr fetches every strategy a plan calls 100 deep, "
                     "serves the plan's prefix and logs the rest (PolicyArgs.lookahead)")
     bn.add_argument("--state", default="state/bench", help="indexes, rankers and bandits of the bench")

@@ -76,14 +76,25 @@ class Experience:
 
 def query_positives(requests: Sequence[RequestRecord], events: Mapping[str, Sequence[EventRecord]],
                     cfg: RewardConfig) -> dict[str, dict[str, float]]:
-    """normalised query -> item -> the largest positive event weight on it in any of `requests`."""
-    out: dict[str, dict[str, float]] = {}
+    """normalised query -> item -> its label from the query's requests (`cfg.query_labels`): the
+    largest positive event weight on it in any of `requests` ('max'), or the mean weight over the
+    requests that showed or acted on it ('rate')."""
+    total: dict[str, dict[str, float]] = {}
+    shown: dict[str, dict[str, int]] = {}
     for r in requests:
-        for item, w in acted_items(list(events.get(r.request_id, [])), cfg, r.entity_via()).items():
+        q = normalize(r.query)
+        acted = acted_items(list(events.get(r.request_id, [])), cfg, r.entity_via())
+        if cfg.query_labels == "rate":
+            seen = shown.setdefault(q, {})
+            for item in set(r.shown) | set(acted):
+                seen[item] = seen.get(item, 0) + 1
+        for item, w in acted.items():
             if w > 0:
-                got = out.setdefault(normalize(r.query), {})
-                got[item] = max(w, got.get(item, w))
-    return out
+                got = total.setdefault(q, {})
+                got[item] = got.get(item, 0.0) + w if cfg.query_labels == "rate" else max(w, got.get(item, w))
+    if cfg.query_labels == "rate":
+        return {q: {i: w / shown[q][i] for i, w in items.items()} for q, items in total.items()}
+    return total
 
 
 def experience(requests: Sequence[RequestRecord], events: Mapping[str, Sequence[EventRecord]], space: ActionSpace,

@@ -66,6 +66,7 @@ from rl.policy import ActionSpace
 Discount = Literal["log2", "reciprocal", "none"]
 Position = Literal["ranked", "retrieved"]
 Counterfactual = Literal["clicks", "click_model"]
+QueryLabels = Literal["max", "rate"]
 
 
 class RewardConfig(BaseModel):
@@ -87,6 +88,10 @@ class RewardConfig(BaseModel):
                                            "own and its query's in other requests); 'click_model', by what a "
                                            "position-based click model fitted on the log expects each plan's page "
                                            "to earn (rl.click_model; needs the serving ranker)")
+    query_labels: QueryLabels = Field("max", description="what a query's other requests say of an item ('clicks' "
+                                      "counterfactual): 'max', the largest positive event weight any of them put on "
+                                      "it; 'rate', the mean weight over those that showed it (a stray click on an "
+                                      "item shown twenty times counts a twentieth)")
     budget_ms: float | None = Field(None, gt=0, description="instead of a price, a mean compute budget per request "
                                     "(ms): training finds the price (a Lagrange multiplier) at which the policy's "
                                     "mean cost meets it")

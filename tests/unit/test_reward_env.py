@@ -380,3 +380,19 @@ def test_a_deeper_fetch_does_not_change_the_served_plans_order():
     assert table[plan(10, 25)] == table[plan(100, 100)] == pytest.approx(1.0)  # a: lexical 2 + dense 20, first
     flat = gain_table(rec.candidates, {"a": 1.0}, TWO, cfg, scores={"a": 1.0}, by_support=dict(orders.deep))
     assert flat[plan(10, 10)] == pytest.approx(1.0)  # the deep order alone overrates the served plan
+
+
+def test_query_labels_take_the_max_or_the_rate_over_the_requests_that_showed_an_item():
+    """Four requests of query "q" show a, b and c. "a" is clicked in three of them, "b" once (a stray
+    click), "c" never. 'max' labels a and b alike (1.0); 'rate' labels a 3/4 and b 1/4, and c not at all.
+    Fails if 'rate' divided by the requests of the query instead of those that showed the item, or
+    if a stray click counted as much as a steady one."""
+    from rl.experience import query_positives
+
+    reqs = [record(f"r{n}", {"lexical": 10}, CANDS) for n in range(4)]
+    reqs.append(record("r4", {"lexical": 10}, [cand("z", lexical=1)]))  # shows only z: no say on a, b, c
+    events = {f"r{n}": [event("a", "click", rid=f"r{n}")] for n in range(3)}
+    events["r3"] = [event("b", "click", rid="r3")]
+    assert query_positives(reqs, events, CFG) == {"q": {"a": 1.0, "b": 1.0}}
+    rate = query_positives(reqs, events, CFG.model_copy(update={"query_labels": "rate"}))
+    assert rate == {"q": {"a": pytest.approx(0.75), "b": pytest.approx(0.25)}}
