@@ -139,8 +139,8 @@ def test_dense_max_tokens_is_recorded_and_queries_use_it(tmp_path):
     meta = json.loads((tmp_path / "i" / "dense" / "dense.json").read_text())
     assert meta["config"]["max_seq_length"] == 16 and meta["encoder"]["max_seq_length"] == 16
     short = DenseRetriever.load(tmp_path / "i" / "dense").encoder
-    full = get_encoder(EncoderSpec(MINILM, None, 256))
-    assert short.model is full.model  # one MiniLM per process, each encoder with its own truncation
+    full = get_encoder(EncoderSpec(MINILM, None, 256, short.precision))
+    assert short.graph is full.graph  # one MiniLM graph per process and precision, each encoder its own truncation
     text = " ".join(["quiet"] * 20 + ["storm"] * 40)
     first = full.encode([text])
     assert not np.allclose(short.encode([text]), first, atol=1e-3)
