@@ -281,6 +281,7 @@ def _bench(args: argparse.Namespace) -> int:
         stream["ppo"] = PPOConfig(**ppo)
     if args.lookahead:
         stream["policy"] = StreamConfig().policy.model_copy(update={"lookahead": True})
+    reward = {k: v for k, v in {"counterfactual": args.counterfactual, "query_labels": args.query_labels}.items() if v}
     bench = {k: v for k, v in {"drift_requests": args.drift_requests or quick.get("drift_requests"),
                                "heldout_max": quick.get("heldout_max"), "mixed_plans": quick.get("mixed_plans"),
                                "cost_queries": quick.get("cost_queries"),
@@ -289,10 +290,7 @@ def _bench(args: argparse.Namespace) -> int:
                                "scenarios": tuple(args.scenarios.split(",")) if args.scenarios else None,
                                "drift_workloads": args.drift_workloads,
                                "call_overhead_ms": args.call_overhead_ms,
-                               "reward": RewardConfig(**{k: v for k, v in {"counterfactual": args.counterfactual,
-                                                                         "query_labels": args.query_labels}.items()
-                                                         if v}) if args.counterfactual or args.query_labels
-                               else None}.items()
+                               "reward": RewardConfig(**reward) if reward else None}.items()
              if v is not None}
     try:
         cfg = BenchConfig(stream=StreamConfig(**stream), **bench)

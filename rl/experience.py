@@ -79,22 +79,23 @@ def query_positives(requests: Sequence[RequestRecord], events: Mapping[str, Sequ
     """normalised query -> item -> its label from the query's requests (`cfg.query_labels`): the
     largest positive event weight on it in any of `requests` ('max'), or the mean weight over the
     requests that showed or acted on it ('rate')."""
-    total: dict[str, dict[str, float]] = {}
-    shown: dict[str, dict[str, int]] = {}
+    rate = cfg.query_labels == "rate"
+    labels: dict[str, dict[str, float]] = {}  # 'max': the largest weight; 'rate': the sum, divided below
+    shown: dict[str, dict[str, int]] = {}  # 'rate': how many of the query's requests showed or acted on each item
     for r in requests:
         q = normalize(r.query)
         acted = acted_items(list(events.get(r.request_id, [])), cfg, r.entity_via())
-        if cfg.query_labels == "rate":
+        if rate:
             seen = shown.setdefault(q, {})
             for item in set(r.shown) | set(acted):
                 seen[item] = seen.get(item, 0) + 1
         for item, w in acted.items():
             if w > 0:
-                got = total.setdefault(q, {})
-                got[item] = got.get(item, 0.0) + w if cfg.query_labels == "rate" else max(w, got.get(item, w))
-    if cfg.query_labels == "rate":
-        return {q: {i: w / shown[q][i] for i, w in items.items()} for q, items in total.items()}
-    return total
+                got = labels.setdefault(q, {})
+                got[item] = got.get(item, 0.0) + w if rate else max(w, got.get(item, w))
+    if rate:
+        return {q: {i: w / shown[q][i] for i, w in items.items()} for q, items in labels.items()}
+    return labels
 
 
 def experience(requests: Sequence[RequestRecord], events: Mapping[str, Sequence[EventRecord]], space: ActionSpace,

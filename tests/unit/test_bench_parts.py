@@ -82,11 +82,11 @@ def test_world_drift_hides_new_items_and_fails_strategies():
     class WL:
         index = Index()
         fanout = {"q": Fanout(cands)}
-        traffic = SimpleNamespace(qrels={"q1": {"i1": 1, "i2": 3}})
+        traffic = SimpleNamespace(qrels={"q1": {"i1": 1, "i2": 0}})
         heldout = SimpleNamespace(qrels={"q2": {"i3": 2}})
 
     world = World(WL(), None, 0, Drift("new_items", at=10, new_share=0.2, reencode_after=5))
-    assert world.clicker.max_grade == 3  # the labels' top grade (ltrr.clicks.top_grade)
+    assert world.clicker.max_grade == 2  # the labels' top grade over both splits, not ClickModel's default 3
     world.t = 0
     before = world.full("q")
     assert not {c.item_id for c in before} & set(new)
